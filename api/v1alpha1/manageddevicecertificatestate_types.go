@@ -1,0 +1,187 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// ProfileType is the certificate profile type, one per URL form Graph documents for
+// managedDeviceCertificateStates.
+// +kubebuilder:validation:Enum=iosScep;macOSScep;androidScep;windows81SCEP;androidForWorkScep;windowsPhone81SCEP
+type ProfileType string
+
+// DevicePlatform as Graph names it.
+// +kubebuilder:validation:Enum=android;androidForWork;iOS;macOS;windowsPhone81;windows81AndLater;windows10AndLater
+type DevicePlatform string
+
+// CertificateKeyUsage as Graph names it.
+// +kubebuilder:validation:Enum=keyEncipherment;digitalSignature
+type CertificateKeyUsage string
+
+// CertificateSecretReference names the Secret key holding a certificate: PEM or DER, or a PFX with its password.
+type CertificateSecretReference struct {
+	// name of the Secret, in the same namespace as the resource.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// key of the certificate in the Secret. Defaults to "tls.crt".
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
+
+	// passwordKey is the key of the PFX password in the same Secret, when the certificate is a PFX.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	PasswordKey string `json:"passwordKey,omitempty"`
+}
+
+// CertificateFacts are the certificate fields Graph records. Given in the spec they win over the values
+// derived from certificateSecretRef.
+type CertificateFacts struct {
+	// issuer of the certificate.
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+	// thumbprint: lowercase hex SHA-1.
+	// +kubebuilder:validation:Pattern=`^[0-9a-fA-F]{40}$`
+	// +optional
+	Thumbprint string `json:"thumbprint,omitempty"`
+	// serialNumber in hex.
+	// +optional
+	SerialNumber string `json:"serialNumber,omitempty"`
+	// keyLength in bits.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	KeyLength int32 `json:"keyLength,omitempty"`
+	// enhancedKeyUsage: the extended key usages, comma separated.
+	// +optional
+	EnhancedKeyUsage string `json:"enhancedKeyUsage,omitempty"`
+	// expirationDateTime: the certificate's notAfter.
+	// +optional
+	ExpirationDateTime *metav1.Time `json:"expirationDateTime,omitempty"`
+}
+
+// ManagedDeviceCertificateStateSpec declares the certificate state of one device for a certificate profile.
+// +kubebuilder:validation:XValidation:rule="self.deviceConfigurationId == oldSelf.deviceConfigurationId && self.profileType == oldSelf.profileType",message="deviceConfigurationId and profileType are immutable: they locate the Intune record"
+// +kubebuilder:validation:XValidation:rule="has(self.connectionRef) == has(oldSelf.connectionRef) && (!has(self.connectionRef) || self.connectionRef == oldSelf.connectionRef)",message="connectionRef is immutable: the record lives in that tenant"
+// +kubebuilder:validation:XValidation:rule="has(self.certificateSecretRef) || has(self.certificate)",message="set certificateSecretRef, certificate, or both"
+type ManagedDeviceCertificateStateSpec struct {
+	// connectionRef names the Graph connection. Defaults to the ClusterGraphConnection "default".
+	// +optional
+	ConnectionRef *ConnectionReference `json:"connectionRef,omitempty"`
+
+	// deviceConfigurationId is the certificate profile's deviceConfiguration id. Immutable.
+	// +kubebuilder:validation:Pattern=`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
+	// +required
+	DeviceConfigurationID string `json:"deviceConfigurationId"`
+
+	// profileType is the certificate profile's type; it decides the Graph URL. Immutable.
+	// +required
+	ProfileType ProfileType `json:"profileType"`
+
+	// devicePlatform of the device.
+	// +required
+	DevicePlatform DevicePlatform `json:"devicePlatform"`
+
+	// certificateKeyUsage. Derived from the certificate when not given (keyEncipherment if the certificate
+	// allows it, else digitalSignature).
+	// +optional
+	CertificateKeyUsage CertificateKeyUsage `json:"certificateKeyUsage,omitempty"`
+
+	// certificateProfileDisplayName is the profile's display name.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	CertificateProfileDisplayName string `json:"certificateProfileDisplayName,omitempty"`
+
+	// deviceDisplayName is the device's display name.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	DeviceDisplayName string `json:"deviceDisplayName,omitempty"`
+
+	// userDisplayName is the user's display name.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	UserDisplayName string `json:"userDisplayName,omitempty"`
+
+	// serverUrl is the SCEP server URL.
+	// +kubebuilder:validation:MaxLength=2048
+	// +optional
+	ServerURL string `json:"serverUrl,omitempty"`
+
+	// certificateSecretRef names the device's certificate; issuer, thumbprint, serial, key length, EKU and
+	// expiry are derived from it.
+	// +optional
+	CertificateSecretRef *CertificateSecretReference `json:"certificateSecretRef,omitempty"`
+
+	// certificate gives those values explicitly; each one set wins over the derived value.
+	// +optional
+	Certificate *CertificateFacts `json:"certificate,omitempty"`
+
+	// lastCertificateStateChangeDateTime is the last issuance state change.
+	// +optional
+	LastCertificateStateChangeDateTime *metav1.Time `json:"lastCertificateStateChangeDateTime,omitempty"`
+
+	// deletionPolicy: Delete removes the Intune record with this resource, Orphan leaves it.
+	// +kubebuilder:default=Delete
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// suspend stops every Graph call for this resource until it is false again.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// ManagedDeviceCertificateStateStatus is what was pushed and what Graph answered.
+type ManagedDeviceCertificateStateStatus struct {
+	// id is the Graph record's id (server generated).
+	// +optional
+	ID string `json:"id,omitempty"`
+	// certificate are the certificate facts that were pushed.
+	// +optional
+	Certificate *CertificateFacts `json:"certificate,omitempty"`
+	// certificateKeyUsage that was pushed.
+	// +optional
+	CertificateKeyUsage CertificateKeyUsage `json:"certificateKeyUsage,omitempty"`
+	// lastCertificateStateChangeDateTime as Graph returned it.
+	// +optional
+	LastCertificateStateChangeDateTime *metav1.Time `json:"lastCertificateStateChangeDateTime,omitempty"`
+	// sourceHash is a digest of what was pushed, to see changes.
+	// +optional
+	SourceHash string `json:"sourceHash,omitempty"`
+
+	CommonStatus `json:",inline"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mdcs,categories=certops
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Profile",type=string,JSONPath=`.spec.profileType`
+// +kubebuilder:printcolumn:name="Platform",type=string,JSONPath=`.spec.devicePlatform`
+// +kubebuilder:printcolumn:name="Device",type=string,JSONPath=`.spec.deviceDisplayName`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.certificate.expirationDateTime`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// ManagedDeviceCertificateState records a device's certificate state for a certificate profile in Intune
+// (Graph managedDeviceCertificateState).
+type ManagedDeviceCertificateState struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec ManagedDeviceCertificateStateSpec `json:"spec"`
+	// +optional
+	Status ManagedDeviceCertificateStateStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// ManagedDeviceCertificateStateList is a list of ManagedDeviceCertificateState.
+type ManagedDeviceCertificateStateList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ManagedDeviceCertificateState `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ManagedDeviceCertificateState{}, &ManagedDeviceCertificateStateList{})
+}

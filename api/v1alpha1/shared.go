@@ -1,0 +1,195 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// GUIDPattern is the form of every Entra ID / Intune identifier typed Guid in Graph.
+const GUIDPattern = `^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
+
+// ConditionReady is the condition every kind reports: True when the resource matches Intune.
+const ConditionReady = "Ready"
+
+// Reasons of the Ready condition. Messages beside them say what to fix and never hold secret material.
+const (
+	ReasonImported           = "Imported"
+	ReasonAdopted            = "Adopted"
+	ReasonUpdated            = "Updated"
+	ReasonInSync             = "InSync"
+	ReasonCreated            = "Created"
+	ReasonSuspended          = "Suspended"
+	ReasonDeleting           = "Deleting"
+	ReasonProgressing        = "Progressing"
+	ReasonSecretNotFound     = "SecretNotFound"
+	ReasonSecretKeyMissing   = "SecretKeyMissing"
+	ReasonInvalidSpec        = "InvalidSpec"
+	ReasonUserNotFound       = "UserNotFound"
+	ReasonRecordNotFound     = "RecordNotFound"
+	ReasonConnectionNotFound = "ConnectionNotFound"
+	ReasonConnectionNotReady = "ConnectionNotReady"
+	ReasonCredentialInvalid  = "CredentialInvalid"
+	ReasonThrottled          = "Throttled"
+	ReasonGraphError         = "GraphError"
+	ReasonCreateOutcomeUnknown = "CreateOutcomeUnknown"
+	ReasonConnected          = "Connected"
+)
+
+// DeletionPolicy says what happens to the Intune record when the resource is deleted.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyDelete deletes the Intune record with the resource.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	// DeletionPolicyOrphan leaves the Intune record in place.
+	DeletionPolicyOrphan DeletionPolicy = "Orphan"
+)
+
+// ConnectionReference names the connection to Microsoft Graph a resource uses.
+type ConnectionReference struct {
+	// kind is GraphConnection (in the resource's own namespace) or ClusterGraphConnection.
+	// +kubebuilder:validation:Enum=GraphConnection;ClusterGraphConnection
+	// +kubebuilder:default=ClusterGraphConnection
+	// +optional
+	Kind string `json:"kind,omitempty"`
+
+	// name of the connection.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+}
+
+// SecretKeyReference names one key of a Secret in the resource's own namespace.
+type SecretKeyReference struct {
+	// name of the Secret, in the same namespace as the resource.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// key inside the Secret's data. Each field that uses this type documents its default.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// OptionalSecretKeyReference names a key of a Secret whose name may default to another reference's Secret.
+type OptionalSecretKeyReference struct {
+	// name of the Secret, in the same namespace as the resource. Defaults to the PFX Secret.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// key inside the Secret's data. Defaults to "password".
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// LocalSecretReference names a Secret in the resource's own namespace.
+type LocalSecretReference struct {
+	// name of the Secret, in the same namespace as the resource.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+}
+
+// PfxSecretSource reads a PKCS#12 (PFX) file and its password from Secrets.
+type PfxSecretSource struct {
+	// secretRef names the Secret and key holding the PFX, as raw bytes or base64 text. key defaults to "pfx".
+	// +required
+	SecretRef SecretKeyReference `json:"secretRef"`
+
+	// passwordSecretRef names the Secret and key holding the PFX password (ASCII only, as Intune requires).
+	// name defaults to secretRef's Secret, key to "password".
+	// +optional
+	PasswordSecretRef *OptionalSecretKeyReference `json:"passwordSecretRef,omitempty"`
+}
+
+// TLSSecretSource reads a kubernetes.io/tls Secret (tls.crt chain and tls.key), such as cert-manager writes.
+// The operator builds a PFX from it with a fresh random password.
+type TLSSecretSource struct {
+	// secretRef names the kubernetes.io/tls Secret.
+	// +required
+	SecretRef LocalSecretReference `json:"secretRef"`
+}
+
+// CertificateSource is where a certificate and its private key come from: exactly one of pfx or tls.
+// +kubebuilder:validation:XValidation:rule="has(self.pfx) != has(self.tls)",message="source must set exactly one of pfx or tls"
+type CertificateSource struct {
+	// pfx reads a PFX file and its password from Secrets.
+	// +optional
+	Pfx *PfxSecretSource `json:"pfx,omitempty"`
+
+	// tls reads a kubernetes.io/tls Secret (for example one cert-manager manages).
+	// +optional
+	TLS *TLSSecretSource `json:"tls,omitempty"`
+}
+
+// PaddingScheme is the RSA padding used to encrypt the PFX password for the Intune connector's key.
+// none means the connector's default, oaepSha512. pkcs1 and oaepSha1 are legacy: allowed, with a Warning event.
+// +kubebuilder:validation:Enum=none;pkcs1;oaepSha1;oaepSha256;oaepSha384;oaepSha512
+type PaddingScheme string
+
+// PublicKeyReference names the key holding the connector's RSA public key: PEM (SubjectPublicKeyInfo or
+// PKCS#1) or the Windows CNG RSAPUBLICBLOB file Export-IntunePublicKey writes.
+type PublicKeyReference struct {
+	// kind of the object holding the key: Secret or ConfigMap (binaryData or data).
+	// +kubebuilder:validation:Enum=Secret;ConfigMap
+	// +kubebuilder:default=Secret
+	// +optional
+	Kind string `json:"kind,omitempty"`
+
+	// name of the object. A ClusterGraphConnection looks it up in the operator's namespace, every other kind in
+	// its own namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// key inside the object.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Key string `json:"key"`
+}
+
+// PfxEncryption names the on-premises Intune connector key the PFX password is encrypted for.
+// On a resource every field is optional and overrides the connection's value.
+type PfxEncryption struct {
+	// providerName is the Windows key storage provider holding the connector key,
+	// e.g. "Microsoft Software Key Storage Provider".
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	ProviderName string `json:"providerName,omitempty"`
+
+	// keyName is the name of the connector key within the provider, e.g. "PFXEncryptionKey".
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	KeyName string `json:"keyName,omitempty"`
+
+	// paddingScheme is the RSA padding for the password. Defaults to oaepSha512.
+	// +optional
+	PaddingScheme PaddingScheme `json:"paddingScheme,omitempty"`
+
+	// publicKeyRef names the connector's public key.
+	// +optional
+	PublicKeyRef *PublicKeyReference `json:"publicKeyRef,omitempty"`
+}
+
+// CommonStatus is what every kind reports.
+type CommonStatus struct {
+	// observedGeneration is the metadata.generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// lastSyncTime is when the resource was last compared with or written to Intune.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+
+	// conditions: Ready says whether Intune matches the spec, and if not why.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}

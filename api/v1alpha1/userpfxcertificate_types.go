@@ -1,0 +1,128 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// IntendedPurpose is the certificate's purpose from Intune's point of view.
+// Microsoft documents vpn as not supported in practice.
+// +kubebuilder:validation:Enum=unassigned;smimeEncryption;smimeSigning;vpn;wifi
+type IntendedPurpose string
+
+// UserPfxCertificateSpec declares one user's certificate with its private key, imported into Intune.
+// +kubebuilder:validation:XValidation:rule="has(self.userPrincipalName) == has(oldSelf.userPrincipalName) && (!has(self.userPrincipalName) || self.userPrincipalName == oldSelf.userPrincipalName)",message="userPrincipalName is immutable: it decides the Intune record; create a new resource for another user"
+// +kubebuilder:validation:XValidation:rule="has(self.connectionRef) == has(oldSelf.connectionRef) && (!has(self.connectionRef) || self.connectionRef == oldSelf.connectionRef)",message="connectionRef is immutable: the record lives in that tenant; create a new resource for another connection"
+type UserPfxCertificateSpec struct {
+	// connectionRef names the Graph connection. Defaults to the ClusterGraphConnection "default".
+	// +optional
+	ConnectionRef *ConnectionReference `json:"connectionRef,omitempty"`
+
+	// userPrincipalName is the Intune user the certificate belongs to. Defaults to the certificate's
+	// SAN otherName UPN (1.3.6.1.4.1.311.20.2.3), else its email SAN. Immutable.
+	// +kubebuilder:validation:MaxLength=320
+	// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+$`
+	// +optional
+	UserPrincipalName string `json:"userPrincipalName,omitempty"`
+
+	// intendedPurpose is what Intune deploys the certificate for.
+	// +kubebuilder:default=unassigned
+	// +optional
+	IntendedPurpose IntendedPurpose `json:"intendedPurpose,omitempty"`
+
+	// source is where the certificate and its private key come from: exactly one of pfx or tls.
+	// +required
+	Source CertificateSource `json:"source"`
+
+	// encryption overrides the connection's pfxEncryption field by field.
+	// +optional
+	Encryption *PfxEncryption `json:"encryption,omitempty"`
+
+	// deletionPolicy: Delete removes the Intune record with this resource, Orphan leaves it.
+	// +kubebuilder:default=Delete
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// suspend stops every Graph call for this resource until it is false again.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// UserPfxCertificateStatus is what the operator last pushed and what Graph answered.
+type UserPfxCertificateStatus struct {
+	// id is the Graph record's id, {userObjectIdWithoutDashes}-{thumbprint}.
+	// +optional
+	ID string `json:"id,omitempty"`
+
+	// retiredIds are earlier records of this resource (before a rotation) still to be deleted from Intune.
+	// +optional
+	RetiredIDs []string `json:"retiredIds,omitempty"`
+
+	// userId is the Entra ID object id of the user.
+	// +optional
+	UserID string `json:"userId,omitempty"`
+
+	// userPrincipalName is the UPN the record was imported for.
+	// +optional
+	UserPrincipalName string `json:"userPrincipalName,omitempty"`
+
+	// thumbprint is the lowercase hex SHA-1 of the certificate.
+	// +optional
+	Thumbprint string `json:"thumbprint,omitempty"`
+
+	// startDateTime is the certificate's notBefore.
+	// +optional
+	StartDateTime *metav1.Time `json:"startDateTime,omitempty"`
+
+	// expirationDateTime is the certificate's notAfter.
+	// +optional
+	ExpirationDateTime *metav1.Time `json:"expirationDateTime,omitempty"`
+
+	// createdDateTime is when Intune imported the record, as Graph returned it.
+	// +optional
+	CreatedDateTime *metav1.Time `json:"createdDateTime,omitempty"`
+
+	// lastModifiedDateTime is when Intune last changed the record, as Graph returned it.
+	// +optional
+	LastModifiedDateTime *metav1.Time `json:"lastModifiedDateTime,omitempty"`
+
+	// sourceHash is a digest of what was pushed (certificate, purpose, encryption settings), so changes are
+	// seen without reading secrets back from Graph (which never returns them).
+	// +optional
+	SourceHash string `json:"sourceHash,omitempty"`
+
+	CommonStatus `json:",inline"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=upfx,categories=certops
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="UPN",type=string,JSONPath=`.status.userPrincipalName`
+// +kubebuilder:printcolumn:name="Purpose",type=string,JSONPath=`.spec.intendedPurpose`
+// +kubebuilder:printcolumn:name="Thumbprint",type=string,JSONPath=`.status.thumbprint`,priority=1
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expirationDateTime`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// UserPfxCertificate imports a user's certificate with its private key into Intune (Graph userPFXCertificate),
+// keeps it in sync with its Secret and removes it with the resource.
+type UserPfxCertificate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec UserPfxCertificateSpec `json:"spec"`
+	// +optional
+	Status UserPfxCertificateStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// UserPfxCertificateList is a list of UserPfxCertificate.
+type UserPfxCertificateList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []UserPfxCertificate `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&UserPfxCertificate{}, &UserPfxCertificateList{})
+}

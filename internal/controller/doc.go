@@ -1,0 +1,2 @@
+// Package controller holds the reconcilers: one file per kind, shared helpers beside them.
+package controller
