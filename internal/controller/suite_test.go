@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/certops/intune-cert-operator/internal/testutil"
@@ -23,6 +24,7 @@ func TestMain(m *testing.M) {
 }
 
 func runWithControlPlane(m *testing.M) int {
+	ctrl.SetLogger(testLogger)
 	env, err := testutil.NewEnvironment()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

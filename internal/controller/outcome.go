@@ -1,0 +1,117 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/connection"
+	"github.com/certops/intune-cert-operator/internal/graph"
+	"github.com/certops/intune-cert-operator/internal/pfx"
+)
+
+// failure is what an error means for the resource: the Ready reason and message, and when to try again.
+// Terminal failures (bad input) wait for a change of the spec or a Secret, which the watches deliver;
+// they are still retried after retryTerminal in case a change was missed.
+type failure struct {
+	reason   string
+	message  string
+	terminal bool
+	// retryAfter is when to try again; 0 = the controller's exponential backoff.
+	retryAfter time.Duration
+}
+
+const (
+	retryTerminal        = 30 * time.Minute
+	retryConnection      = 30 * time.Second
+	defaultThrottleRetry = 60 * time.Second
+)
+
+// classify turns any error of a reconcile into a failure. Every message it builds comes from typed errors
+// whose text is known to be free of secret material.
+func classify(err error) failure {
+	var connErr *connection.Error
+	var pfxErr *pfx.Error
+	var graphErr *graph.Error
+	var condErr *conditionError
+	var authErr *azidentity.AuthenticationFailedError
+	switch {
+	case errors.As(err, &authErr):
+		return failure{reason: intunev1alpha1.ReasonCredentialInvalid, message: signInMessage(err), retryAfter: retryConnection}
+	case errors.As(err, &condErr):
+		f := failure{reason: condErr.reason, message: condErr.message, terminal: condErr.terminal}
+		if f.terminal {
+			f.retryAfter = retryTerminal
+		}
+		return f
+	case errors.As(err, &connErr):
+		f := failure{reason: connErr.Reason, message: connErr.Message, retryAfter: retryConnection}
+		if connErr.Reason == intunev1alpha1.ReasonSecretNotFound || connErr.Reason == intunev1alpha1.ReasonSecretKeyMissing ||
+			connErr.Reason == intunev1alpha1.ReasonInvalidSpec {
+			f.terminal, f.retryAfter = true, retryTerminal
+		}
+		return f
+	case errors.As(err, &pfxErr):
+		return failure{reason: string(pfxErr.Reason), message: pfxErr.Message, terminal: true, retryAfter: retryTerminal}
+	case errors.As(err, &graphErr):
+		return classifyGraph(graphErr)
+	default:
+		return failure{reason: intunev1alpha1.ReasonGraphError, message: err.Error()}
+	}
+}
+
+func classifyGraph(e *graph.Error) failure {
+	switch {
+	case e.StatusCode == http.StatusTooManyRequests:
+		wait := e.RetryAfter
+		if wait <= 0 {
+			wait = defaultThrottleRetry
+		}
+		return failure{reason: intunev1alpha1.ReasonThrottled,
+			message: fmt.Sprintf("Graph is throttling this tenant; retrying in %s", wait.Round(time.Second)), retryAfter: wait}
+	case e.StatusCode == http.StatusUnauthorized:
+		return failure{reason: intunev1alpha1.ReasonConnectionNotReady,
+			message: "Graph refused the access token: check the connection's credential (" + e.Error() + ")", retryAfter: retryConnection}
+	case e.StatusCode == http.StatusForbidden:
+		return failure{reason: intunev1alpha1.ReasonGraphError,
+			message:  "Graph denied access: grant the application DeviceManagementConfiguration.ReadWrite.All and User.Read.All (" + e.Error() + ")",
+			terminal: true, retryAfter: retryTerminal}
+	case graph.IsRetryable(e):
+		return failure{reason: intunev1alpha1.ReasonGraphError, message: e.Error(), retryAfter: e.RetryAfter}
+	default:
+		// 400 and friends: Graph refused what was sent; sending it again will not help.
+		return failure{reason: intunev1alpha1.ReasonGraphError, message: e.Error(), terminal: true, retryAfter: retryTerminal}
+	}
+}
+
+// conditionError is a failure found by a reconciler itself, with the Ready reason it means.
+type conditionError struct {
+	reason   string
+	message  string
+	terminal bool
+}
+
+func (e *conditionError) Error() string { return e.message }
+
+// signInMessage condenses an azidentity failure, which appends the whole HTTP exchange, to its first line
+// and Entra ID's own explanation (e.g. "AADSTS7000215: Invalid client secret provided"), which names the
+// problem and never the secret.
+func signInMessage(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	msg := "sign-in failed: " + strings.TrimSpace(lines[0])
+	for _, line := range lines[1:] {
+		if i := strings.Index(line, "AADSTS"); i >= 0 {
+			msg += " " + strings.Trim(line[i:], `", `)
+			break
+		}
+	}
+	if len(msg) > 1024 {
+		msg = msg[:1024] + "..."
+	}
+	return msg
+}

@@ -1,0 +1,112 @@
+package controller
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/connection"
+)
+
+// Options configure every controller of the operator.
+type Options struct {
+	// OperatorNamespace holds the Secrets of ClusterGraphConnections.
+	OperatorNamespace string
+	// ResyncPeriod is how often a resource in sync is compared with Intune again.
+	ResyncPeriod time.Duration
+	// MaxConcurrentReconciles per controller.
+	MaxConcurrentReconciles int
+	// HTTPClient for sign-in and Graph; nil = the system trust store (SSL_CERT_FILE works).
+	HTTPClient *http.Client
+	// Clock for every timestamp; nil = the real clock.
+	Clock clock.PassiveClock
+}
+
+// The kinds whose resources are found by the Secrets and connections they reference.
+var (
+	userPfxReferences = referencing{
+		list: func() client.ObjectList { return &intunev1alpha1.UserPfxCertificateList{} },
+		secretNames: func(o client.Object) []string {
+			c := o.(*intunev1alpha1.UserPfxCertificate)
+			return sourceSecretNames(c.Spec.Source, c.Spec.Encryption)
+		},
+		connectionRef: func(o client.Object) *intunev1alpha1.ConnectionReference {
+			return o.(*intunev1alpha1.UserPfxCertificate).Spec.ConnectionRef
+		},
+	}
+)
+
+// Setup registers the field indexes and every controller with mgr.
+func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.ResyncPeriod <= 0 {
+		o.ResyncPeriod = time.Hour
+	}
+	if o.MaxConcurrentReconciles <= 0 {
+		o.MaxConcurrentReconciles = 1
+	}
+	provider := &connection.Provider{
+		Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), OperatorNamespace: o.OperatorNamespace, HTTPClient: o.HTTPClient,
+	}
+	indexer := mgr.GetFieldIndexer()
+	for _, obj := range []client.Object{&intunev1alpha1.GraphConnection{}, &intunev1alpha1.ClusterGraphConnection{}} {
+		if err := indexer.IndexField(ctx, obj, indexSecretNames, func(o client.Object) []string {
+			switch c := o.(type) {
+			case *intunev1alpha1.GraphConnection:
+				return connectionSecretNames(&c.Spec)
+			case *intunev1alpha1.ClusterGraphConnection:
+				return connectionSecretNames(&c.Spec)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
+	recorder := mgr.GetEventRecorder("intune-cert-operator")
+
+	for _, cluster := range []bool{false, true} {
+		r := &GraphConnectionReconciler{Client: mgr.GetClient(), Connections: provider, Recorder: recorder,
+			Clock: o.Clock, CheckPeriod: min(o.ResyncPeriod, 10*time.Minute), Cluster: cluster}
+		obj, _, _ := r.newObject()
+		if err := ctrl.NewControllerManagedBy(mgr).
+			For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectionsFor(o.OperatorNamespace))).
+			WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+			Named(r.kind()).
+			Complete(r); err != nil {
+			return err
+		}
+	}
+
+	if err := userPfxReferences.setupIndexes(ctx, mgr, &intunev1alpha1.UserPfxCertificate{}); err != nil {
+		return err
+	}
+	userPfx := &UserPfxCertificateReconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Connections: provider,
+		Recorder: recorder, Clock: o.Clock, ResyncPeriod: o.ResyncPeriod}
+	return watchReferences(mgr, &intunev1alpha1.UserPfxCertificate{}, userPfxReferences, o.OperatorNamespace).
+		WithOptions(opts).Named(kindUserPfxCertificate).Complete(userPfx)
+}
+
+// watchReferences builds a controller for obj that also wakes on the Secrets and connections it uses.
+func watchReferences(mgr manager.Manager, obj client.Object, refs referencing, operatorNamespace string) *builder.Builder {
+	c := mgr.GetClient()
+	return ctrl.NewControllerManagedBy(mgr).
+		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(refs.forSecret(c, operatorNamespace))).
+		Watches(&intunev1alpha1.GraphConnection{}, handler.EnqueueRequestsFromMapFunc(refs.forConnection(c)), builder.WithPredicates(connectionReadinessChanged)).
+		Watches(&intunev1alpha1.ClusterGraphConnection{}, handler.EnqueueRequestsFromMapFunc(refs.forConnection(c)), builder.WithPredicates(connectionReadinessChanged))
+}

@@ -1,0 +1,170 @@
+package controller
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/connection"
+	"github.com/certops/intune-cert-operator/internal/pfx"
+)
+
+// Microsoft's PFX import tool defaults, used when neither the connection nor the resource names the key.
+const (
+	defaultProviderName = "Microsoft Software Key Storage Provider"
+	defaultKeyName      = "PFXEncryptionKey"
+)
+
+// material is a certificate with its key, read from the resource's source, plus a digest of the source
+// content that stays the same while the Secret does (a tls source builds a new PFX and password each time).
+type material struct {
+	*pfx.Material
+	digest string
+}
+
+// readMaterial reads a CertificateSource live from the API server and opens it.
+func readMaterial(ctx context.Context, live client.Reader, namespace string, src intunev1alpha1.CertificateSource, now time.Time) (*material, error) {
+	var m *material
+	switch {
+	case src.Pfx != nil:
+		data, err := connection.ReadSecretKey(ctx, live, namespace, src.Pfx.SecretRef.Name, src.Pfx.SecretRef.Key, "pfx")
+		if err != nil {
+			return nil, err
+		}
+		pwName, pwKey := src.Pfx.SecretRef.Name, ""
+		if ref := src.Pfx.PasswordSecretRef; ref != nil {
+			if ref.Name != "" {
+				pwName = ref.Name
+			}
+			pwKey = ref.Key
+		}
+		password, err := connection.ReadSecretKey(ctx, live, namespace, pwName, pwKey, "password")
+		if err != nil {
+			return nil, err
+		}
+		opened, err := pfx.FromPFX(data, string(password))
+		if err != nil {
+			return nil, err
+		}
+		m = &material{Material: opened, digest: connection.Digest(data, password)}
+	case src.TLS != nil:
+		secret := &corev1.Secret{}
+		key := types.NamespacedName{Namespace: namespace, Name: src.TLS.SecretRef.Name}
+		if err := live.Get(ctx, key, secret); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, &connection.Error{Reason: intunev1alpha1.ReasonSecretNotFound,
+					Message: fmt.Sprintf("Secret %q does not exist in namespace %q", key.Name, namespace)}
+			}
+			return nil, fmt.Errorf("failed to read Secret %s: %w", key, err)
+		}
+		for _, k := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
+			if len(secret.Data[k]) == 0 {
+				return nil, &connection.Error{Reason: intunev1alpha1.ReasonSecretKeyMissing,
+					Message: fmt.Sprintf("Secret %q in namespace %q has no key %q (is it a kubernetes.io/tls Secret?)", key.Name, namespace, k)}
+			}
+		}
+		built, err := pfx.FromTLS(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])
+		if err != nil {
+			return nil, err
+		}
+		m = &material{Material: built, digest: connection.Digest(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])}
+	default:
+		return nil, &connection.Error{Reason: intunev1alpha1.ReasonInvalidSpec, Message: "spec.source must set pfx or tls"}
+	}
+	if err := pfx.CheckValidity(m.Leaf, now); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// encryption is the connector key a password is encrypted for.
+type encryption struct {
+	providerName string
+	keyName      string
+	padding      pfx.Padding
+	publicKey    *rsa.PublicKey
+	// keyDigest identifies the public key, so a new connector key triggers a new push.
+	keyDigest string
+}
+
+// resolveEncryption merges the connection's pfxEncryption with the resource's override, field by field,
+// and reads the public key. A key named by the resource is read in the resource's namespace, one named by
+// the connection in the connection's.
+func resolveEncryption(ctx context.Context, live client.Reader, conn *connection.Connection, namespace string, override *intunev1alpha1.PfxEncryption) (*encryption, error) {
+	merged := conn.Encryption
+	keyNamespace := conn.SecretNamespace
+	if override != nil {
+		if override.ProviderName != "" {
+			merged.ProviderName = override.ProviderName
+		}
+		if override.KeyName != "" {
+			merged.KeyName = override.KeyName
+		}
+		if override.PaddingScheme != "" {
+			merged.PaddingScheme = override.PaddingScheme
+		}
+		if override.PublicKeyRef != nil {
+			merged.PublicKeyRef = override.PublicKeyRef
+			keyNamespace = namespace
+		}
+	}
+	enc := &encryption{providerName: merged.ProviderName, keyName: merged.KeyName, padding: pfx.Padding(merged.PaddingScheme)}
+	if enc.providerName == "" {
+		enc.providerName = defaultProviderName
+	}
+	if enc.keyName == "" {
+		enc.keyName = defaultKeyName
+	}
+	if enc.padding == "" {
+		enc.padding = pfx.PaddingOAEPSHA512
+	}
+	ref := merged.PublicKeyRef
+	if ref == nil {
+		return nil, &connection.Error{Reason: intunev1alpha1.ReasonInvalidSpec,
+			Message: "no connector public key: set spec.pfxEncryption.publicKeyRef on " + conn.Ref + " or spec.encryption.publicKeyRef"}
+	}
+	data, err := readPublicKey(ctx, live, keyNamespace, ref)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := pfx.ParsePublicKey(data)
+	if err != nil {
+		return nil, err
+	}
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	sum := sha256.Sum256(der)
+	enc.publicKey, enc.keyDigest = pub, hex.EncodeToString(sum[:8])
+	return enc, nil
+}
+
+func readPublicKey(ctx context.Context, live client.Reader, namespace string, ref *intunev1alpha1.PublicKeyReference) ([]byte, error) {
+	if ref.Kind != "ConfigMap" {
+		return connection.ReadSecretKey(ctx, live, namespace, ref.Name, ref.Key, "")
+	}
+	cm := &corev1.ConfigMap{}
+	if err := live.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &connection.Error{Reason: intunev1alpha1.ReasonSecretNotFound,
+				Message: fmt.Sprintf("ConfigMap %q with the connector public key does not exist in namespace %q", ref.Name, namespace)}
+		}
+		return nil, fmt.Errorf("failed to read ConfigMap %s/%s: %w", namespace, ref.Name, err)
+	}
+	if data, ok := cm.BinaryData[ref.Key]; ok {
+		return data, nil
+	}
+	if data, ok := cm.Data[ref.Key]; ok {
+		return []byte(data), nil
+	}
+	return nil, &connection.Error{Reason: intunev1alpha1.ReasonSecretKeyMissing,
+		Message: fmt.Sprintf("ConfigMap %q in namespace %q has no key %q", ref.Name, namespace, ref.Key)}
+}

@@ -1,0 +1,173 @@
+package controller
+
+import (
+	"context"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/connection"
+)
+
+// Field indexes. Secrets are watched metadata-only (clusters hold tens of thousands, and their data is never
+// cached); these indexes map a changed Secret or connection to the resources that use it.
+const (
+	indexSecretNames = "intune.certops.dev/secretNames" // Secrets a resource reads, in its own namespace
+	indexConnection  = "intune.certops.dev/connection"  // connection.IndexKey of the connection a resource uses
+)
+
+// referencing describes, for one kind, how to find its resources by what they reference.
+type referencing struct {
+	list          func() client.ObjectList
+	secretNames   func(client.Object) []string
+	connectionRef func(client.Object) *intunev1alpha1.ConnectionReference
+}
+
+// setupIndexes registers the kind's field indexes.
+func (k referencing) setupIndexes(ctx context.Context, mgr manager.Manager, obj client.Object) error {
+	indexer := mgr.GetFieldIndexer()
+	if err := indexer.IndexField(ctx, obj, indexSecretNames, k.secretNames); err != nil {
+		return err
+	}
+	return indexer.IndexField(ctx, obj, indexConnection, func(o client.Object) []string {
+		kind, name := connection.Reference(k.connectionRef(o))
+		return []string{connection.IndexKey(kind, o.GetNamespace(), name)}
+	})
+}
+
+// requests lists the kind's resources whose index field has value.
+func (k referencing) requests(ctx context.Context, c client.Reader, field, value string, opts ...client.ListOption) []reconcile.Request {
+	list := k.list()
+	if err := c.List(ctx, list, append(opts, client.MatchingFields{field: value})...); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list resources by index", "index", field)
+		return nil
+	}
+	items, _ := meta.ExtractList(list)
+	reqs := make([]reconcile.Request, 0, len(items))
+	for _, item := range items {
+		o := item.(client.Object)
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}})
+	}
+	return reqs
+}
+
+// forSecret maps a changed Secret to the resources reading it directly, and to every resource of a
+// connection that reads it (its credential or connector public key).
+func (k referencing) forSecret(c client.Reader, operatorNamespace string) handler.MapFunc {
+	return func(ctx context.Context, secret client.Object) []reconcile.Request {
+		reqs := k.requests(ctx, c, indexSecretNames, secret.GetName(), client.InNamespace(secret.GetNamespace()))
+		for _, key := range connectionsReadingSecret(ctx, c, secret, operatorNamespace) {
+			reqs = append(reqs, k.requests(ctx, c, indexConnection, key)...)
+		}
+		return reqs
+	}
+}
+
+// forConnection maps a connection to the resources using it.
+func (k referencing) forConnection(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, conn client.Object) []reconcile.Request {
+		kind := "GraphConnection"
+		if _, ok := conn.(*intunev1alpha1.ClusterGraphConnection); ok {
+			kind = "ClusterGraphConnection"
+		}
+		return k.requests(ctx, c, indexConnection, connection.IndexKey(kind, conn.GetNamespace(), conn.GetName()))
+	}
+}
+
+// connectionSecretNames are the Secrets a connection reads.
+func connectionSecretNames(spec *intunev1alpha1.GraphConnectionSpec) []string {
+	var names []string
+	if ref := spec.Credential.SecretRef; ref != nil {
+		names = append(names, ref.Name)
+		if pw := spec.Credential.CertificatePasswordSecretRef; pw != nil && pw.Name != "" {
+			names = append(names, pw.Name)
+		}
+	}
+	if enc := spec.PfxEncryption; enc != nil && enc.PublicKeyRef != nil && enc.PublicKeyRef.Kind != "ConfigMap" {
+		names = append(names, enc.PublicKeyRef.Name)
+	}
+	return names
+}
+
+// connectionsReadingSecret returns the index keys of connections that read secret.
+func connectionsReadingSecret(ctx context.Context, c client.Reader, secret client.Object, operatorNamespace string) []string {
+	var keys []string
+	nsConns := &intunev1alpha1.GraphConnectionList{}
+	if err := c.List(ctx, nsConns, client.InNamespace(secret.GetNamespace()), client.MatchingFields{indexSecretNames: secret.GetName()}); err == nil {
+		for _, gc := range nsConns.Items {
+			keys = append(keys, connection.IndexKey("GraphConnection", gc.Namespace, gc.Name))
+		}
+	}
+	if secret.GetNamespace() == operatorNamespace {
+		clusterConns := &intunev1alpha1.ClusterGraphConnectionList{}
+		if err := c.List(ctx, clusterConns, client.MatchingFields{indexSecretNames: secret.GetName()}); err == nil {
+			for _, cc := range clusterConns.Items {
+				keys = append(keys, connection.IndexKey("ClusterGraphConnection", "", cc.Name))
+			}
+		}
+	}
+	return keys
+}
+
+// sourceSecretNames are the Secrets a CertificateSource and an encryption override read.
+func sourceSecretNames(src intunev1alpha1.CertificateSource, enc *intunev1alpha1.PfxEncryption) []string {
+	var names []string
+	if src.Pfx != nil {
+		names = append(names, src.Pfx.SecretRef.Name)
+		if pw := src.Pfx.PasswordSecretRef; pw != nil && pw.Name != "" {
+			names = append(names, pw.Name)
+		}
+	}
+	if src.TLS != nil {
+		names = append(names, src.TLS.SecretRef.Name)
+	}
+	if enc != nil && enc.PublicKeyRef != nil && enc.PublicKeyRef.Kind != "ConfigMap" {
+		names = append(names, enc.PublicKeyRef.Name)
+	}
+	return names
+}
+
+// connectionReadinessChanged lets through connection events that matter to the resources using it: a new
+// spec, or a change of its Ready condition. Routine status writes of the connection do not wake thousands
+// of certificates.
+var connectionReadinessChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		if e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() {
+			return true
+		}
+		return readyOf(e.ObjectOld) != readyOf(e.ObjectNew)
+	},
+}
+
+func readyOf(o client.Object) string {
+	var conds []metav1.Condition
+	switch c := o.(type) {
+	case *intunev1alpha1.GraphConnection:
+		conds = c.Status.Conditions
+	case *intunev1alpha1.ClusterGraphConnection:
+		conds = c.Status.Conditions
+	}
+	if r := meta.FindStatusCondition(conds, intunev1alpha1.ConditionReady); r != nil {
+		return string(r.Status) + "/" + r.Reason
+	}
+	return ""
+}
+
+// splitIndexKey undoes connection.IndexKey.
+func splitIndexKey(key string) (kind, namespace, name string) {
+	parts := strings.Split(key, "/")
+	if len(parts) == 2 {
+		return parts[0], "", parts[1]
+	}
+	return parts[0], parts[1], parts[2]
+}

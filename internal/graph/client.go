@@ -1,0 +1,330 @@
+// Package graph is a small typed client for the Microsoft Graph beta endpoints the operator
+// manages (userPfxCertificates, managedDeviceCertificateStates, pfxRecryptionRequests,
+// pfxUserCertificates), over net/http with tokens from azidentity. It retries throttled and
+// transient answers within a bounded wait and paces writes with a per-tenant limiter.
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/google/uuid"
+	"golang.org/x/time/rate"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// Options configure a Client.
+type Options struct {
+	GraphRoot  string // https root without version, e.g. https://graph.microsoft.com; the client adds /beta
+	Scope      string // token scope, normally Endpoints.Scope() of the cloud
+	Credential azcore.TokenCredential
+	// WriteLimiter paces POST/PATCH/DELETE; share one per tenant (see NewWriteLimiter). nil = none.
+	WriteLimiter *rate.Limiter
+	HTTPClient   *http.Client // nil = system roots and sane transport timeouts
+	UserAgent    string       // default "intune-cert-operator/<version>"
+	// RequestTimeout bounds one attempt (request and response body); default 30s.
+	RequestTimeout time.Duration
+	// MaxRetries bounds the retries after the first attempt; default 4, negative = none.
+	MaxRetries int
+	// MaxRetryWait bounds the total time one call sleeps between attempts; default 30s. A wait
+	// that would exceed it is not slept: the call returns the *Error with RetryAfter set so the
+	// controller can requeue after it instead of holding a worker.
+	MaxRetryWait time.Duration
+	// Sleep waits between attempts; tests inject one that records. Default: a timer honouring ctx.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Client calls Graph beta. It is safe for concurrent use.
+type Client struct {
+	base      *url.URL // GraphRoot + "/beta"
+	scope     string
+	cred      azcore.TokenCredential
+	limiter   *rate.Limiter
+	http      *http.Client
+	userAgent string
+	timeout   time.Duration
+	retries   int
+	maxWait   time.Duration
+	sleep     func(context.Context, time.Duration) error
+	userIDs   sync.Map // lower-case UPN -> user object id
+}
+
+// New checks o and returns a Client.
+func New(o Options) (*Client, error) {
+	root, err := parseHTTPSURL("Graph root", strings.TrimSuffix(o.GraphRoot, "/"))
+	if err != nil {
+		return nil, err
+	}
+	if o.Scope == "" {
+		return nil, errors.New("graph: Options.Scope is required")
+	}
+	if o.Credential == nil {
+		return nil, errors.New("graph: Options.Credential is required")
+	}
+	c := &Client{
+		base:      root.JoinPath("beta"),
+		scope:     o.Scope,
+		cred:      o.Credential,
+		limiter:   o.WriteLimiter,
+		http:      o.HTTPClient,
+		userAgent: o.UserAgent,
+		timeout:   o.RequestTimeout,
+		retries:   o.MaxRetries,
+		maxWait:   o.MaxRetryWait,
+		sleep:     o.Sleep,
+	}
+	if c.http == nil {
+		c.http = defaultHTTPClient()
+	}
+	if c.userAgent == "" {
+		c.userAgent = "intune-cert-operator/" + version()
+	}
+	if c.timeout <= 0 {
+		c.timeout = 30 * time.Second
+	}
+	if c.retries == 0 {
+		c.retries = 4
+	} else if c.retries < 0 {
+		c.retries = 0
+	}
+	if c.maxWait <= 0 {
+		c.maxWait = 30 * time.Second
+	}
+	if c.sleep == nil {
+		c.sleep = sleepContext
+	}
+	return c, nil
+}
+
+// NewWriteLimiter returns a limiter allowing writesPer20Seconds writes per 20 s with burst 1, so
+// no 20 s window ever holds more than writesPer20Seconds+1 writes. Intune counts writes per 20 s
+// window per tenant and per app. writesPer20Seconds <= 0 returns nil (no limit).
+func NewWriteLimiter(writesPer20Seconds int) *rate.Limiter {
+	if writesPer20Seconds <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(float64(writesPer20Seconds)/20), 1)
+}
+
+func defaultHTTPClient() *http.Client {
+	// The default transport's clone keeps proxy settings, system roots (SSL_CERT_FILE) and its dial
+	// and TLS handshake timeouts; the whole attempt is bounded by RequestTimeout. Concurrent
+	// reconcilers talk to one host, so keep more idle connections than the default 2.
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 16
+	return &http.Client{Transport: t}
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// call is one logical Graph operation; do may send it several times.
+type call struct {
+	op     string // fixed metric/log name, e.g. "userPfxCertificates.get"
+	method string
+	url    string // absolute
+	body   any    // JSON-encoded; nil = no body
+	out    any    // decoded from a 2xx answer; nil = ignore the body
+}
+
+// endpoint returns the absolute URL of a path below /beta. Path segments must already be escaped.
+func (c *Client) endpoint(escapedPath string) string {
+	return c.base.String() + escapedPath
+}
+
+// do runs a call with authentication, write pacing and bounded retries.
+func (c *Client) do(ctx context.Context, cl call) error {
+	var body []byte
+	if cl.body != nil {
+		var err error
+		if body, err = json.Marshal(cl.body); err != nil {
+			return fmt.Errorf("graph: %s: encode request: %w", cl.op, err)
+		}
+	}
+	write := cl.method != http.MethodGet
+	var waited time.Duration
+	for attempt := 0; ; attempt++ {
+		if write && c.limiter != nil {
+			if err := c.limiter.Wait(ctx); err != nil {
+				return fmt.Errorf("graph: %s: wait for write budget: %w", cl.op, err)
+			}
+		}
+		token, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.scope}})
+		if err != nil {
+			return fmt.Errorf("graph: %s: get token: %w", cl.op, err)
+		}
+		res, sent, err := c.send(ctx, cl, body, token.Token)
+		if ctx.Err() != nil {
+			return fmt.Errorf("graph: %s: %w", cl.op, ctx.Err())
+		}
+
+		var wait time.Duration // how long before the next attempt
+		var final error        // what to return if no retry happens
+		switch {
+		case err != nil:
+			if !isTransientTransportError(err) {
+				return fmt.Errorf("graph: %s: %w", cl.op, err)
+			}
+			final = &networkError{op: cl.op, err: err}
+			// A POST that reached the server may have created the record; a blind retry could
+			// duplicate it (managedDeviceCertificateState ids are random). Callers adopt by listing.
+			if cl.method == http.MethodPost && sent {
+				return final
+			}
+			wait = backoff(attempt)
+		case res.status >= 200 && res.status < 300:
+			if cl.out != nil && len(res.body) > 0 {
+				if err := json.Unmarshal(res.body, cl.out); err != nil {
+					return fmt.Errorf("graph: %s: decode response: %w", cl.op, err)
+				}
+			}
+			return nil
+		default:
+			gerr := decodeError(cl.op, res.status, res.header, res.body, res.clientRequestID)
+			if !retryableStatus(res.status) || (cl.method == http.MethodPost && !serverDidNotAct(res.status)) {
+				return gerr
+			}
+			if d, ok := retryAfterHeader(res.header, time.Now()); ok {
+				wait, gerr.RetryAfter = d, d
+			} else if res.status == http.StatusTooManyRequests {
+				// Microsoft's import tool waits 60 s when a 429 names no wait.
+				wait, gerr.RetryAfter = defaultThrottleWait, defaultThrottleWait
+			} else {
+				wait = backoff(attempt)
+			}
+			final = gerr
+		}
+
+		if attempt >= c.retries {
+			return final
+		}
+		if waited+wait > c.maxWait {
+			// Not worth holding the worker: hand the wait to the controller.
+			var gerr *Error
+			if errors.As(final, &gerr) && gerr.RetryAfter < wait {
+				gerr.RetryAfter = wait
+			}
+			return final
+		}
+		retriesTotal.WithLabelValues(cl.op).Inc()
+		log.FromContext(ctx).V(1).Info("Retrying Graph request", "operation", cl.op, "wait", wait, "attempt", attempt+1)
+		if err := c.sleep(ctx, wait); err != nil {
+			return fmt.Errorf("graph: %s: %w", cl.op, err)
+		}
+		waited += wait
+	}
+}
+
+// serverDidNotAct reports answers after which Graph has not applied the request, so even a POST
+// may be sent again.
+func serverDidNotAct(status int) bool {
+	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable ||
+		status == http.StatusGatewayTimeout
+}
+
+type response struct {
+	status          int
+	header          http.Header
+	body            []byte
+	clientRequestID string
+}
+
+// maxResponseBody bounds what is read from one answer; pages of 100 records are far below it.
+const maxResponseBody = 32 << 20
+
+// send makes one HTTP attempt. sent reports whether the request headers left the client, after
+// which the server may have acted on it even if no answer came back.
+func (c *Client) send(ctx context.Context, cl call, body []byte, token string) (res *response, sent bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
+
+	var reader io.Reader
+	if body != nil {
+		reader = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, cl.url, reader)
+	if err != nil {
+		return nil, false, fmt.Errorf("build request: %w", err)
+	}
+	clientRequestID := uuid.NewString()
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("client-request-id", clientRequestID)
+	req.Header.Set("User-Agent", c.userAgent)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+
+	start := time.Now()
+	res, err = c.roundTrip(req)
+	elapsed := time.Since(start)
+	code := "error"
+	if res != nil {
+		code = fmt.Sprint(res.status)
+		res.clientRequestID = clientRequestID
+	}
+	requestsTotal.WithLabelValues(cl.op, code).Inc()
+	requestDuration.WithLabelValues(cl.op).Observe(elapsed.Seconds())
+	logger := log.FromContext(ctx).V(1)
+	if err != nil {
+		// A transport error's text holds the method and URL (UPN and ids at most), never a body.
+		logger.Info("Graph request failed", "operation", cl.op, "method", cl.method, "path", req.URL.Path,
+			"clientRequestId", clientRequestID, "duration", elapsed, "error", err.Error())
+		return nil, wrote.Load(), err
+	}
+	if res.status == http.StatusTooManyRequests {
+		throttledTotal.WithLabelValues(cl.op).Inc()
+	}
+	logger.Info("Graph request", "operation", cl.op, "method", cl.method, "path", req.URL.Path, "status", res.status,
+		"requestId", res.header.Get("request-id"), "clientRequestId", clientRequestID, "duration", elapsed)
+	return res, true, nil
+}
+
+// roundTrip sends req and reads the whole answer, so a connection dropped mid-body is an error
+// of this attempt.
+func (c *Client) roundTrip(req *http.Request) (*response, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read response: %w", err)
+	}
+	if len(body) > maxResponseBody {
+		return nil, fmt.Errorf("response larger than %d bytes", maxResponseBody)
+	}
+	return &response{status: resp.StatusCode, header: resp.Header, body: body}, nil
+}

@@ -1,0 +1,104 @@
+package testutil
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"math/big"
+	"time"
+
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
+)
+
+// UserCertificate is a user's certificate with its key, as an organisation's CA would issue it.
+type UserCertificate struct {
+	Cert *x509.Certificate
+	Key  *rsa.PrivateKey
+}
+
+var (
+	oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+	oidUPN            = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 3}
+)
+
+// NewUserCertificate issues a self-signed S/MIME-style certificate for upn (SAN otherName UPN and email)
+// valid from notBefore to notAfter, with a 2048-bit RSA key.
+func NewUserCertificate(upn string, notBefore, notAfter time.Time) (*UserCertificate, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		return nil, err
+	}
+	san, err := upnSAN(upn)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:    serial,
+		Subject:         pkix.Name{CommonName: upn, Organization: []string{"Contoso"}},
+		NotBefore:       notBefore,
+		NotAfter:        notAfter,
+		KeyUsage:        x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection, x509.ExtKeyUsageClientAuth},
+		ExtraExtensions: []pkix.Extension{{Id: oidSubjectAltName, Value: san}},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &UserCertificate{Cert: cert, Key: key}, nil
+}
+
+// upnSAN encodes a subjectAltName with otherName UPN (UTF8String) and rfc822Name.
+func upnSAN(upn string) ([]byte, error) {
+	utf8, err := asn1.MarshalWithParams(upn, "utf8")
+	if err != nil {
+		return nil, err
+	}
+	otherName, err := asn1.Marshal(struct {
+		TypeID asn1.ObjectIdentifier
+		Value  asn1.RawValue `asn1:"tag:0,explicit"`
+	}{oidUPN, asn1.RawValue{FullBytes: utf8}})
+	if err != nil {
+		return nil, err
+	}
+	// otherName is [0] IMPLICIT: replace the SEQUENCE tag with a constructed context tag 0.
+	otherName[0] = 0xa0
+	email := asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, Bytes: []byte(upn)}
+	emailDER, err := asn1.Marshal(email)
+	if err != nil {
+		return nil, err
+	}
+	return asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true,
+		Bytes: append(otherName, emailDER...)})
+}
+
+// PFX encodes the certificate and key as a PKCS#12 file protected by password.
+func (u *UserCertificate) PFX(password string) ([]byte, error) {
+	return pkcs12.Modern.Encode(u.Key, u.Cert, nil, password)
+}
+
+// CertPEM and KeyPEM are what a kubernetes.io/tls Secret holds.
+func (u *UserCertificate) CertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: u.Cert.Raw})
+}
+
+func (u *UserCertificate) KeyPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(u.Key)})
+}
+
+// PublicKeyPEM is an RSA public key as Export-IntunePublicKey's PEM form (SubjectPublicKeyInfo).
+func PublicKeyPEM(pub *rsa.PublicKey) []byte {
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}

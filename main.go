@@ -1,0 +1,125 @@
+// Command manager runs the intune-cert-operator controllers.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	_ "k8s.io/client-go/plugin/pkg/client/auth"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/controller"
+	"github.com/certops/intune-cert-operator/internal/version"
+)
+
+const defaultOperatorNamespace = "intune-cert-operator-system"
+
+func main() {
+	var (
+		metricsAddr       string
+		metricsSecure     bool
+		probeAddr         string
+		leaderElect       bool
+		watchNamespace    string
+		operatorNamespace string
+		maxConcurrent     int
+		resyncPeriod      time.Duration
+		kubeAPIQPS        float64
+		kubeAPIBurst      int
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443; 0 disables it.")
+	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS behind Kubernetes authentication and authorization.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so only one replica reconciles at a time.")
+	flag.StringVar(&watchNamespace, "namespace", "", "Watch only this namespace (default: all namespaces).")
+	flag.StringVar(&operatorNamespace, "operator-namespace", "", "Namespace of the Secrets of ClusterGraphConnections (default: the pod's namespace, else "+defaultOperatorNamespace+").")
+	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "Reconciles run in parallel per kind.")
+	flag.DurationVar(&resyncPeriod, "resync-period", time.Hour, "How often a resource in sync is compared with Intune again (jittered).")
+	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
+	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	if operatorNamespace == "" {
+		operatorNamespace = podNamespace()
+	}
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(intunev1alpha1.AddToScheme(scheme))
+
+	cacheOpts := cache.Options{}
+	if watchNamespace != "" {
+		// The operator namespace stays visible for the Secrets of ClusterGraphConnections.
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{watchNamespace: {}, operatorNamespace: {}}
+	}
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: metricsSecure,
+		// HTTP/2 is off: it is exposed to the HTTP/2 Rapid Reset and Stream Cancellation CVEs.
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}}
+	if metricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	restConfig := ctrl.GetConfigOrDie()
+	restConfig.QPS, restConfig.Burst = float32(kubeAPIQPS), kubeAPIBurst
+	restConfig.UserAgent = "intune-cert-operator/" + version.Version
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                        scheme,
+		Cache:                         cacheOpts,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        probeAddr,
+		LeaderElection:                leaderElect,
+		LeaderElectionID:              "intune-cert-operator.certops.dev",
+		LeaderElectionNamespace:       operatorNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		log.Error(err, "Failed to create the manager")
+		os.Exit(1)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := controller.Setup(ctx, mgr, controller.Options{
+		OperatorNamespace:       operatorNamespace,
+		ResyncPeriod:            resyncPeriod,
+		MaxConcurrentReconciles: maxConcurrent,
+	}); err != nil {
+		log.Error(err, "Failed to set up the controllers")
+		os.Exit(1)
+	}
+	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
+	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
+
+	log.Info("Starting intune-cert-operator", "version", version.Version, "namespace", watchNamespace, "operatorNamespace", operatorNamespace)
+	if err := mgr.Start(ctx); err != nil {
+		log.Error(err, "The manager stopped with an error")
+		os.Exit(1)
+	}
+}
+
+// podNamespace is the namespace the operator runs in, from the service account mount, else the default.
+func podNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if data, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		if ns := strings.TrimSpace(string(data)); ns != "" {
+			return ns
+		}
+	}
+	return defaultOperatorNamespace
+}

@@ -1,0 +1,64 @@
+// Command graphsim runs the Graph + Entra ID sign-in emulator as its own process, for e2e tests and
+// the demo. Its admin surface is under /_sim/ (see package graphsim).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/certops/intune-cert-operator/test/graphsim"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "graphsim:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	addr := flag.String("addr", "", "listen address (default 127.0.0.1:0, or the config file's addr)")
+	caFile := flag.String("ca-file", "", "write the emulator's CA certificate (PEM) to this file")
+	configFile := flag.String("config", "", "JSON or YAML file with tenants, apps, users, limits, faults, pageSize and connectorKeyFile")
+	stateFile := flag.String("state-file", "", "persist records here so a restarted emulator keeps them")
+	seed := flag.Int64("seed", 0, "seed for ids and fault choice (overrides the config file's seed when set)")
+	flag.Parse()
+
+	var cfg graphsim.Config
+	if *configFile != "" {
+		var err error
+		if cfg, err = graphsim.LoadConfig(*configFile); err != nil {
+			return err
+		}
+	}
+	flag.Visit(func(f *flag.Flag) { // flags given on the command line win over the config file
+		switch f.Name {
+		case "addr":
+			cfg.Addr = *addr
+		case "state-file":
+			cfg.StateFile = *stateFile
+		case "seed":
+			cfg.Seed = *seed
+		}
+	})
+
+	s, err := graphsim.Start(cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if *caFile != "" {
+		if err := s.WriteCAFile(*caFile); err != nil {
+			return err
+		}
+	}
+	fmt.Println("graphsim listening on " + s.URL())
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	<-stop
+	return nil
+}

@@ -1,0 +1,332 @@
+// Package graphsim emulates the parts of Microsoft Entra ID sign-in and Microsoft Graph beta (Intune PFX
+// import) that intune-cert-operator talks to. One TLS server is both the "authority host" that azidentity
+// signs in against and the Graph root; see the contract in notes/graphsim-api.md and shared/INTUNE-FACTS.md
+// for the service behaviour it imitates.
+package graphsim
+
+import (
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// Config describes the emulated tenants and the service's behaviour.
+type Config struct {
+	Addr         string          // "" = 127.0.0.1:0
+	Audience     string          // token audience Graph calls must carry; default "https://graph.microsoft.com"
+	Tenants      []Tenant        //
+	PageSize     int             // list page size, default 100; @odata.nextLink is a full https URL with $skiptoken
+	ConnectorKey *rsa.PrivateKey // non-nil: connector check on every userPfxCertificate / pfxUserCertificate write
+	Limits       Limits          // zero value = Intune's published limits; Limits{Disabled:true} = none
+	Faults       Faults          // initial faults; changeable at run time with SetFaults
+	Seed         int64           // randomness (fault choice, ids) is deterministic for a seed
+	Now          func() time.Time
+	StateFile    string // optional: load state at start if present, save after every write
+
+	// ServerNames are extra DNS names or IP addresses for the server certificate, beyond
+	// 127.0.0.1, ::1 and localhost (e.g. a host name pods use to reach the emulator).
+	ServerNames []string
+	// ConnectorProviderName / ConnectorKeyName, when set, must equal a write's providerName /
+	// keyName (encryptionKeyName for pfxUserCertificate): the connector looks its key up by them.
+	ConnectorProviderName string
+	ConnectorKeyName      string
+}
+
+// Tenant is one Entra ID tenant with its app registrations, users and Intune device configurations.
+type Tenant struct {
+	ID    string `json:"id"`
+	Apps  []App  `json:"apps,omitempty"`
+	Users []User `json:"users,omitempty"`
+	// DeviceConfigurations exist from the start (same as calling AddDeviceConfiguration).
+	DeviceConfigurations []DeviceConfiguration `json:"deviceConfigurations,omitempty"`
+}
+
+// App is an app registration (service principal) able to sign in with client credentials.
+type App struct {
+	ClientID          string              `json:"clientId"`
+	ClientSecret      string              `json:"clientSecret,omitempty"` // client-secret flow; "" disables it
+	Certificates      []*x509.Certificate `json:"-"`                      // client-assertion flow (x5t / x5t#S256 header)
+	FederatedSubjects []string            `json:"federatedSubjects,omitempty"`
+	// Roles are the application permissions granted; nil means DefaultRoles.
+	Roles []string `json:"roles,omitempty"`
+}
+
+// DefaultRoles are the application permissions the operator needs (see INTUNE-FACTS).
+var DefaultRoles = []string{"DeviceManagementConfiguration.ReadWrite.All", "User.Read.All"}
+
+// User is a directory user.
+type User struct {
+	ID                string `json:"id"`
+	UserPrincipalName string `json:"userPrincipalName"`
+	DisplayName       string `json:"displayName,omitempty"`
+}
+
+// DeviceConfiguration is an Intune certificate profile that managedDeviceCertificateStates hang off.
+// ProfileType is one of iosScep, macOSScep, androidScep, windows81SCEP, androidForWorkScep,
+// windowsPhone81SCEP (the OData type name "microsoft.graph.iosScepCertificateProfile" is accepted too).
+type DeviceConfiguration struct {
+	ID          string `json:"id"`
+	ProfileType string `json:"profileType"`
+}
+
+// Limits are the throttling token buckets. Zero fields take Intune's published values.
+type Limits struct {
+	Disabled       bool          `json:"disabled,omitempty"`
+	Window         time.Duration `json:"window,omitempty"`         // default 20s
+	TenantWrites   int           `json:"tenantWrites,omitempty"`   // default 200
+	AppWrites      int           `json:"appWrites,omitempty"`      // default 100
+	TenantRequests int           `json:"tenantRequests,omitempty"` // default 2000
+	AppRequests    int           `json:"appRequests,omitempty"`    // default 1000
+}
+
+// Faults are injected into Graph requests (never into sign-in or the /_sim/ admin surface).
+type Faults struct {
+	Latency      time.Duration `json:"latency,omitempty"`      // added to every Graph request
+	ErrorRate    float64       `json:"errorRate,omitempty"`    // fraction answered ErrorStatus (default 503) before any effect
+	ErrorStatus  int           `json:"errorStatus,omitempty"`  //
+	ThrottleRate float64       `json:"throttleRate,omitempty"` // fraction answered 429 with Retry-After: RetryAfter
+	RetryAfter   time.Duration `json:"retryAfter,omitempty"`   // default 1s
+	DropRate     float64       `json:"dropRate,omitempty"`     // fraction of connections closed without a response
+	Script       []int         `json:"script,omitempty"`       // statuses answered to the next len(Script) Graph requests
+	// DeleteLinger imitates the known service bug: a deleted userPfxCertificate keeps being listed
+	// (list only, GET by id is 404) for this long after the 204.
+	DeleteLinger time.Duration `json:"deleteLinger,omitempty"`
+}
+
+// Entry is one journaled request. Status 0 means the connection was dropped without an answer.
+type Entry struct {
+	Time       time.Time     `json:"time"`
+	Method     string        `json:"method"`
+	Path       string        `json:"path"` // path+query as received
+	Status     int           `json:"status"`
+	TenantID   string        `json:"tenantId,omitempty"`
+	ClientID   string        `json:"clientId,omitempty"`
+	RetryAfter time.Duration `json:"retryAfter,omitempty"`
+}
+
+// Server is a running emulator.
+type Server struct {
+	cfg    Config
+	now    func() time.Time
+	url    string
+	ln     net.Listener
+	http   *http.Server
+	keys   *keys
+	caPool *x509.CertPool
+	signIn http.Handler
+	admin  http.Handler
+
+	mu            sync.Mutex // guards everything below
+	tenants       map[string]*tenantState
+	faults        Faults
+	script        []int // what is left of faults.Script
+	idSrc         *rand.PCG
+	faultSrc      *rand.PCG
+	idRNG         *rand.Rand
+	faultRNG      *rand.Rand
+	limiter       *limiter
+	journal       []Entry
+	checkFailures []string
+}
+
+// Start loads the state file (if any), listens and serves until Close.
+func Start(cfg Config) (*Server, error) {
+	if cfg.Audience == "" {
+		cfg.Audience = "https://graph.microsoft.com"
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 100
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	s := &Server{cfg: cfg, now: cfg.Now, tenants: map[string]*tenantState{}}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.idSrc = rand.NewPCG(uint64(cfg.Seed), 1)
+	s.faultSrc = rand.NewPCG(uint64(cfg.Seed), 2)
+	s.idRNG, s.faultRNG = rand.New(s.idSrc), rand.New(s.faultSrc)
+	s.limiter = newLimiter(cfg.Limits)
+	s.setFaultsLocked(cfg.Faults)
+	for _, t := range cfg.Tenants {
+		if t.ID == "" || s.tenants[t.ID] != nil {
+			return nil, fmt.Errorf("graphsim: tenant id %q is empty or repeated", t.ID)
+		}
+		s.tenants[t.ID] = newTenantState(t)
+	}
+
+	loaded, err := s.loadState()
+	if err != nil {
+		return nil, err
+	}
+	if !loaded {
+		if s.keys, err = newKeys(); err != nil {
+			return nil, err
+		}
+	}
+	s.caPool = x509.NewCertPool()
+	s.caPool.AddCert(s.keys.caCert)
+	serverCert, err := s.keys.serverCertificate(cfg.ServerNames)
+	if err != nil {
+		return nil, err
+	}
+
+	s.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("graphsim: listen on %s: %w", cfg.Addr, err)
+	}
+	port := s.ln.Addr().(*net.TCPAddr).Port
+	host := s.ln.Addr().(*net.TCPAddr).IP
+	if host.IsUnspecified() {
+		host = net.IPv4(127, 0, 0, 1)
+	}
+	s.url = "https://" + net.JoinHostPort(host.String(), fmt.Sprint(port))
+	if err := s.saveStateLocked(); err != nil { // a new state file gets the keys at once
+		s.ln.Close()
+		return nil, err
+	}
+
+	s.signIn, s.admin = s.newSignInMux(), s.newAdminMux()
+	s.http = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		// HTTP/1.1 only: DropRate needs to hijack connections, which HTTP/2 cannot.
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{serverCert},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"http/1.1"},
+		},
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	go s.http.ServeTLS(s.ln, "", "") //nolint:errcheck // returns ErrServerClosed on Close
+	return s, nil
+}
+
+// URL is the authority host and the Graph root ("https://127.0.0.1:PORT"; clients add /beta).
+func (s *Server) URL() string { return s.url }
+
+// CAPEM is the PEM of the CA that signed the server certificate.
+func (s *Server) CAPEM() []byte { return s.keys.caPEM() }
+
+// WriteCAFile writes CAPEM to path (e.g. for SSL_CERT_FILE).
+func (s *Server) WriteCAFile(path string) error {
+	if err := os.WriteFile(path, s.CAPEM(), 0o644); err != nil {
+		return fmt.Errorf("graphsim: write CA file: %w", err)
+	}
+	return nil
+}
+
+// Client returns an http.Client that trusts the emulator's CA.
+func (s *Server) Client() *http.Client {
+	return &http.Client{
+		Timeout: time.Minute,
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: s.caPool, MinVersion: tls.VersionTLS12},
+		},
+	}
+}
+
+// Close stops serving at once (open connections are closed). State is already saved after every write.
+func (s *Server) Close() error {
+	if err := s.http.Close(); err != nil {
+		return fmt.Errorf("graphsim: close: %w", err)
+	}
+	return nil
+}
+
+// SetFaults replaces the injected faults (the Script starts over).
+func (s *Server) SetFaults(f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setFaultsLocked(f)
+}
+
+func (s *Server) setFaultsLocked(f Faults) {
+	if f.ErrorStatus == 0 {
+		f.ErrorStatus = http.StatusServiceUnavailable
+	}
+	if f.RetryAfter <= 0 {
+		f.RetryAfter = time.Second
+	}
+	s.faults = f
+	s.script = append([]int(nil), f.Script...)
+}
+
+// Journal returns every request so far, in order (admin /_sim/ requests are not journaled).
+func (s *Server) Journal() []Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Entry(nil), s.journal...)
+}
+
+// ResetJournal forgets the journal.
+func (s *Server) ResetJournal() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.journal = nil
+}
+
+// CheckFailures returns the reasons of the connector-check refusals so far (no secrets in them).
+func (s *Server) CheckFailures() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.checkFailures...)
+}
+
+// ServeHTTP dispatches to the admin surface, Graph or sign-in, and journals everything but admin calls.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isAdminPath(r.URL.Path) {
+		s.serveAdmin(w, r)
+		return
+	}
+	tw := &trackedWriter{ResponseWriter: w}
+	entry := Entry{Time: s.now(), Method: r.Method, Path: r.URL.RequestURI()}
+	if isGraphPath(r.URL.Path) {
+		s.serveGraph(tw, r)
+	} else {
+		s.serveSignIn(tw, r)
+	}
+	entry.Status, entry.TenantID, entry.ClientID = tw.status, tw.tenantID, tw.clientID
+	entry.RetryAfter = retryAfterOf(tw.Header())
+	if tw.hijacked {
+		entry.Status = 0
+	} else if entry.Status == 0 {
+		entry.Status = http.StatusOK
+	}
+	s.mu.Lock()
+	s.journal = append(s.journal, entry)
+	s.mu.Unlock()
+}
+
+// trackedWriter remembers what was sent, and who asked, for the journal.
+type trackedWriter struct {
+	http.ResponseWriter
+	status             int
+	hijacked           bool
+	tenantID, clientID string
+}
+
+func (w *trackedWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *trackedWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Hijack on the real writer.
+func (w *trackedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
