@@ -41,9 +41,25 @@ control-plane: ## Build kube-apiserver, etcd and kubectl from Go modules into bi
 test: generate manifests vet ## Unit and envtest tests (builds the local control plane first if needed).
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test ./... -count=1 -timeout 30m
 
+.PHONY: test-e2e
+test-e2e: ## End-to-end tests with the real binaries (operator, graphsim, kube-apiserver, etcd, kubectl).
+	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags e2e ./test/e2e/ -count=1 -timeout 20m -v
+
+.PHONY: bench
+bench: ## Benchmark the operator at scale (see docs/performance.md; BENCH_ARGS="-quick" for a short run).
+	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go run ./test/bench $(BENCH_ARGS)
+
 .PHONY: fuzz
-fuzz: ## Short fuzz runs of every fuzz target.
-	hack/fuzz.sh $${FUZZTIME:-20s}
+fuzz: ## Short fuzz runs of every fuzz target (FUZZTIME=20s each).
+	hack/fuzz.sh $(FUZZTIME)
+
+FUZZTIME ?= 20s
+
+##@ Demo
+
+.PHONY: demo
+demo: ## The main job on its embedded default: control plane + graphsim + operator + samples (DEMO_ONCE=1 exits).
+	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go run ./hack/demo
 
 ##@ Build
 

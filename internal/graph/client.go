@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +24,8 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/certops/intune-cert-operator/internal/version"
 )
 
 // Options configure a Client.
@@ -91,7 +92,7 @@ func New(o Options) (*Client, error) {
 		c.http = defaultHTTPClient()
 	}
 	if c.userAgent == "" {
-		c.userAgent = "intune-cert-operator/" + version()
+		c.userAgent = "intune-cert-operator/" + version.Version
 	}
 	if c.timeout <= 0 {
 		c.timeout = 30 * time.Second
@@ -127,13 +128,6 @@ func defaultHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 16
 	return &http.Client{Transport: t}
-}
-
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
 }
 
 func sleepContext(ctx context.Context, d time.Duration) error {

@@ -1,0 +1,143 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/testutil"
+	"github.com/certops/intune-cert-operator/test/graphsim"
+)
+
+// SampleKinds are the kinds config/samples holds, in the order they become Ready.
+var SampleKinds = []string{"clustergraphconnections", "graphconnections", "userpfxcertificates",
+	"manageddevicecertificatestates", "pfxrecryptionrequests", "pfxusercertificates"}
+
+// SamplePassword protects the demo PFX of alice.
+const SamplePassword = "Demo-Pa55word!"
+
+// SampleMaterial are the certificates the samples' Secrets hold.
+type SampleMaterial struct {
+	Alice, Bob, AliceIPhone *testutil.UserCertificate
+}
+
+// ApplySamples creates what config/samples refer to (Secrets with freshly issued certificates, the
+// pfxUserCertificate record Graph only lets one update) and applies config/samples with kubectl, the two
+// connection samples pointed at graphsim.
+func (s *Stack) ApplySamples(ctx context.Context, namespace string) (*SampleMaterial, error) {
+	m := &SampleMaterial{}
+	var err error
+	now := time.Now()
+	for _, issue := range []struct {
+		into **testutil.UserCertificate
+		upn  string
+	}{{&m.Alice, "alice@contoso.com"}, {&m.Bob, "bob@contoso.com"}, {&m.AliceIPhone, "alice@contoso.com"}} {
+		if *issue.into, err = testutil.NewUserCertificate(issue.upn, now.Add(-time.Hour), now.AddDate(1, 0, 0)); err != nil {
+			return nil, err
+		}
+	}
+	pfxData, err := m.Alice.PFX(SamplePassword)
+	if err != nil {
+		return nil, err
+	}
+	objs := []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-pfx", Namespace: namespace},
+			Data: map[string][]byte{"pfx": pfxData, "password": []byte(SamplePassword)}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bob-wifi-tls", Namespace: namespace}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: m.Bob.CertPEM(), corev1.TLSPrivateKeyKey: m.Bob.KeyPEM()}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-iphone-cert", Namespace: namespace},
+			Data: map[string][]byte{corev1.TLSCertKey: m.AliceIPhone.CertPEM()}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "graph-app", Namespace: namespace},
+			Data: map[string][]byte{"clientSecret": []byte(s.ClientSecret)}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "intune-connector-key", Namespace: namespace},
+			Data: map[string]string{"public.pem": string(testutil.PublicKeyPEM(&s.ConnectorKey.PublicKey))}},
+	}
+	for _, obj := range objs {
+		if err := s.Client.Create(ctx, obj); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", obj.GetName(), err)
+		}
+	}
+	if err := s.Sim(http.MethodPut, "pfxUserCertificates/"+TenantID, graphsim.PfxUserCertificate{
+		ID: PfxUserCertificateID, TenantID: TenantID, UserID: AliceID, UserUpn: "alice@contoso.com",
+	}, nil); err != nil {
+		return nil, err
+	}
+	dir, err := s.samplesForGraphsim()
+	if err != nil {
+		return nil, err
+	}
+	_, err = s.KubectlRun(ctx, "apply", "-n", namespace, "-f", dir)
+	return m, err
+}
+
+// samplesForGraphsim copies config/samples, replacing the spec of the connection samples with one that
+// signs in to graphsim (the samples name Microsoft's cloud, which this machine cannot reach).
+func (s *Stack) samplesForGraphsim() (string, error) {
+	src := filepath.Join(testutil.RepoRoot(), "config", "samples")
+	dst := filepath.Join(s.Dir, "samples")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return "", err
+	}
+	files, err := filepath.Glob(filepath.Join(src, "*.yaml"))
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(data, &u.Object); err != nil {
+			return "", fmt.Errorf("%s: %w", f, err)
+		}
+		switch u.GetKind() {
+		case "ClusterGraphConnection":
+			if data, err = s.withSpec(u, s.ConnectionSpec("graph-app", "intune-connector-key")); err != nil {
+				return "", err
+			}
+		case "GraphConnection":
+			spec := s.ConnectionSpec("graph-app", "intune-connector-key")
+			spec.PfxEncryption.PublicKeyRef.Kind = "ConfigMap"
+			if data, err = s.withSpec(u, spec); err != nil {
+				return "", err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dst, filepath.Base(f)), data, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dst, nil
+}
+
+func (s *Stack) withSpec(u *unstructured.Unstructured, spec intunev1alpha1.GraphConnectionSpec) ([]byte, error) {
+	specMap, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&spec)
+	if err != nil {
+		return nil, err
+	}
+	u.Object["spec"] = specMap
+	return yaml.Marshal(u.Object)
+}
+
+// WaitAllReady waits until every resource of every sample kind is Ready.
+func (s *Stack) WaitAllReady(ctx context.Context, timeout time.Duration) error {
+	for _, kind := range SampleKinds {
+		if _, err := s.KubectlRun(ctx, "wait", "--for=condition=Ready", kind, "--all", "-A", "--timeout="+timeout.String()); err != nil {
+			out, _ := s.KubectlRun(ctx, "get", kind, "-A", "-o", "custom-columns=NAME:.metadata.name,REASON:.status.conditions[0].reason,MESSAGE:.status.conditions[0].message")
+			return fmt.Errorf("%w\n%s", err, strings.TrimSpace(out))
+		}
+	}
+	return nil
+}
