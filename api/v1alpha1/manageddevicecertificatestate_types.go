@@ -158,7 +158,7 @@ type ManagedDeviceCertificateStateStatus struct {
 // +kubebuilder:printcolumn:name="Profile",type=string,JSONPath=`.spec.profileType`
 // +kubebuilder:printcolumn:name="Platform",type=string,JSONPath=`.spec.devicePlatform`
 // +kubebuilder:printcolumn:name="Device",type=string,JSONPath=`.spec.deviceDisplayName`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.certificate.expirationDateTime`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.certificate.expirationDateTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // ManagedDeviceCertificateState records a device's certificate state for a certificate profile in Intune

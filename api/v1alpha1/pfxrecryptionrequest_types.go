@@ -2,6 +2,11 @@ package v1alpha1
 
 import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+// AnnotationConfirmNotCreated, set to "true" on a PfxRecryptionRequest whose Ready reason is CreateOutcomeUnknown,
+// says the user checked Intune and found no record of this request: the operator may create it again. The
+// operator removes the annotation before that one new attempt, so it never authorizes more than one.
+const AnnotationConfirmNotCreated = "intune.certops.dev/confirm-not-created"
+
 // PfxRecryptionRequestSpec is the request to create, once. Graph documents only create, get and delete.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable: a recryption request is created once; delete it and create a new one"
 type PfxRecryptionRequestSpec struct {

@@ -93,7 +93,7 @@ type PfxUserCertificateStatus struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Record",type=string,JSONPath=`.spec.id`
 // +kubebuilder:printcolumn:name="UPN",type=string,JSONPath=`.spec.userUpn`
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.certExpirationDate`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.certExpirationDate`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // PfxUserCertificate keeps an existing Graph pfxUserCertificate record equal to its spec.

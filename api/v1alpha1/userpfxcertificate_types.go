@@ -99,7 +99,7 @@ type UserPfxCertificateStatus struct {
 // +kubebuilder:printcolumn:name="UPN",type=string,JSONPath=`.status.userPrincipalName`
 // +kubebuilder:printcolumn:name="Purpose",type=string,JSONPath=`.spec.intendedPurpose`
 // +kubebuilder:printcolumn:name="Thumbprint",type=string,JSONPath=`.status.thumbprint`,priority=1
-// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expirationDateTime`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expirationDateTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // UserPfxCertificate imports a user's certificate with its private key into Intune (Graph userPFXCertificate),

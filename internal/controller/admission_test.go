@@ -2,8 +2,10 @@ package controller
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,10 +52,12 @@ func loadSamples(t *testing.T) map[string]*unstructured.Unstructured {
 	return samples
 }
 
+// sampleOf returns the first sample of kind, in file name order.
 func sampleOf(t *testing.T, kind string) *unstructured.Unstructured {
 	t.Helper()
-	for _, u := range loadSamples(t) {
-		if u.GetKind() == kind {
+	samples := loadSamples(t)
+	for _, file := range slices.Sorted(maps.Keys(samples)) {
+		if u := samples[file]; u.GetKind() == kind {
 			return u.DeepCopy()
 		}
 	}
@@ -100,7 +104,10 @@ func TestAdmissionRefusesBadInput(t *testing.T) {
 			func(o map[string]any) { spec(o)["intendedPurpose"] = "email" }, `spec.intendedPurpose: Unsupported value: "email"`},
 		{"both pfx and tls", "UserPfxCertificate",
 			func(o map[string]any) {
-				spec(o)["source"].(map[string]any)["tls"] = map[string]any{"secretRef": map[string]any{"name": "x"}}
+				spec(o)["source"] = map[string]any{
+					"pfx": map[string]any{"secretRef": map[string]any{"name": "x"}},
+					"tls": map[string]any{"secretRef": map[string]any{"name": "x"}},
+				}
 			}, "source must set exactly one of pfx or tls"},
 		{"neither pfx nor tls", "UserPfxCertificate",
 			func(o map[string]any) { spec(o)["source"] = map[string]any{} }, "source must set exactly one of pfx or tls"},

@@ -85,7 +85,7 @@ func classifyGraph(e *graph.Error) failure {
 		return failure{reason: intunev1alpha1.ReasonGraphError, message: e.Error(), retryAfter: e.RetryAfter}
 	default:
 		// 400 and friends: Graph refused what was sent; sending it again will not help.
-		return failure{reason: intunev1alpha1.ReasonGraphError, message: e.Error(), terminal: true, retryAfter: retryTerminal}
+		return failure{reason: intunev1alpha1.ReasonGraphRejected, message: e.Error(), terminal: true, retryAfter: retryTerminal}
 	}
 }
 

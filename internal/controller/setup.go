@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
 	"github.com/certops/intune-cert-operator/internal/connection"
@@ -43,6 +44,36 @@ var (
 		},
 		connectionRef: func(o client.Object) *intunev1alpha1.ConnectionReference {
 			return o.(*intunev1alpha1.UserPfxCertificate).Spec.ConnectionRef
+		},
+	}
+	deviceStateReferences = referencing{
+		list: func() client.ObjectList { return &intunev1alpha1.ManagedDeviceCertificateStateList{} },
+		secretNames: func(o client.Object) []string {
+			if ref := o.(*intunev1alpha1.ManagedDeviceCertificateState).Spec.CertificateSecretRef; ref != nil {
+				return []string{ref.Name}
+			}
+			return nil
+		},
+		connectionRef: func(o client.Object) *intunev1alpha1.ConnectionReference {
+			return o.(*intunev1alpha1.ManagedDeviceCertificateState).Spec.ConnectionRef
+		},
+	}
+	// A recryption request reads no Secret of its own; its connection's Secrets still wake it.
+	recryptionReferences = referencing{
+		list:        func() client.ObjectList { return &intunev1alpha1.PfxRecryptionRequestList{} },
+		secretNames: func(client.Object) []string { return nil },
+		connectionRef: func(o client.Object) *intunev1alpha1.ConnectionReference {
+			return o.(*intunev1alpha1.PfxRecryptionRequest).Spec.ConnectionRef
+		},
+	}
+	pfxUserReferences = referencing{
+		list: func() client.ObjectList { return &intunev1alpha1.PfxUserCertificateList{} },
+		secretNames: func(o client.Object) []string {
+			c := o.(*intunev1alpha1.PfxUserCertificate)
+			return sourceSecretNames(c.Spec.Source, c.Spec.Encryption)
+		},
+		connectionRef: func(o client.Object) *intunev1alpha1.ConnectionReference {
+			return o.(*intunev1alpha1.PfxUserCertificate).Spec.ConnectionRef
 		},
 	}
 )
@@ -92,20 +123,46 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		}
 	}
 
-	if err := userPfxReferences.setupIndexes(ctx, mgr, &intunev1alpha1.UserPfxCertificate{}); err != nil {
-		return err
-	}
-	userPfx := &UserPfxCertificateReconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Connections: provider,
+	deps := resourceDeps{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Connections: provider,
 		Recorder: recorder, Clock: o.Clock, ResyncPeriod: o.ResyncPeriod}
-	return watchReferences(mgr, &intunev1alpha1.UserPfxCertificate{}, userPfxReferences, o.OperatorNamespace).
-		WithOptions(opts).Named(kindUserPfxCertificate).Complete(userPfx)
+	// A recryption request also wakes on its annotations: one confirms that a create may be repeated.
+	recryptionChanged := predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+	for _, k := range []struct {
+		name       string
+		obj        client.Object
+		refs       referencing
+		reconciler reconcile.Reconciler
+		changed    predicate.Predicate
+	}{
+		{kindUserPfxCertificate, &intunev1alpha1.UserPfxCertificate{}, userPfxReferences,
+			&UserPfxCertificateReconciler{kindReconciler[*intunev1alpha1.UserPfxCertificate]{deps, userPfxKind}}, nil},
+		{kindManagedDeviceCertificateState, &intunev1alpha1.ManagedDeviceCertificateState{}, deviceStateReferences,
+			&ManagedDeviceCertificateStateReconciler{kindReconciler[*intunev1alpha1.ManagedDeviceCertificateState]{deps, deviceStateKind}}, nil},
+		{kindPfxRecryptionRequest, &intunev1alpha1.PfxRecryptionRequest{}, recryptionReferences,
+			&PfxRecryptionRequestReconciler{kindReconciler[*intunev1alpha1.PfxRecryptionRequest]{deps, recryptionKind}}, recryptionChanged},
+		{kindPfxUserCertificate, &intunev1alpha1.PfxUserCertificate{}, pfxUserReferences,
+			&PfxUserCertificateReconciler{kindReconciler[*intunev1alpha1.PfxUserCertificate]{deps, pfxUserKind}}, nil},
+	} {
+		if err := k.refs.setupIndexes(ctx, mgr, k.obj); err != nil {
+			return err
+		}
+		if k.changed == nil {
+			k.changed = predicate.GenerationChangedPredicate{}
+		}
+		if err := watchReferences(mgr, k.obj, k.refs, o.OperatorNamespace, k.changed).
+			WithOptions(opts).Named(k.name).Complete(k.reconciler); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// watchReferences builds a controller for obj that also wakes on the Secrets and connections it uses.
-func watchReferences(mgr manager.Manager, obj client.Object, refs referencing, operatorNamespace string) *builder.Builder {
+// watchReferences builds a controller for obj, woken by changes of obj that pass changed, and by the Secrets
+// and connections it uses.
+func watchReferences(mgr manager.Manager, obj client.Object, refs referencing, operatorNamespace string, changed predicate.Predicate) *builder.Builder {
 	c := mgr.GetClient()
 	return ctrl.NewControllerManagedBy(mgr).
-		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(obj, builder.WithPredicates(changed)).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(refs.forSecret(c, operatorNamespace))).
 		Watches(&intunev1alpha1.GraphConnection{}, handler.EnqueueRequestsFromMapFunc(refs.forConnection(c)), builder.WithPredicates(connectionReadinessChanged)).
 		Watches(&intunev1alpha1.ClusterGraphConnection{}, handler.EnqueueRequestsFromMapFunc(refs.forConnection(c)), builder.WithPredicates(connectionReadinessChanged))

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
@@ -167,4 +168,12 @@ func readPublicKey(ctx context.Context, live client.Reader, namespace string, re
 	}
 	return nil, &connection.Error{Reason: intunev1alpha1.ReasonSecretKeyMissing,
 		Message: fmt.Sprintf("ConfigMap %q in namespace %q has no key %q", ref.Name, namespace, ref.Key)}
+}
+
+// warnLegacyPadding emits a Warning Event when a push is about to use a padding Microsoft's tool refuses.
+func warnLegacyPadding(recorder events.EventRecorder, obj client.Object, padding pfx.Padding) {
+	if padding.Legacy() {
+		recorder.Eventf(obj, nil, corev1.EventTypeWarning, "LegacyPadding", "Encrypt",
+			"paddingScheme %s is no longer supported by Microsoft's import tool: prefer oaepSha512", padding)
+	}
 }

@@ -2,23 +2,14 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
 	"github.com/certops/intune-cert-operator/internal/connection"
@@ -26,27 +17,25 @@ import (
 	"github.com/certops/intune-cert-operator/internal/pfx"
 )
 
-// Finalizer keeps a resource until its Intune record is deleted (or orphaned).
-const Finalizer = "intune.certops.dev/finalizer"
-
 const kindUserPfxCertificate = "UserPfxCertificate"
 
-// +kubebuilder:rbac:groups=intune.certops.dev,resources=userpfxcertificates,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=intune.certops.dev,resources=userpfxcertificates,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=intune.certops.dev,resources=userpfxcertificates/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=intune.certops.dev,resources=userpfxcertificates/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // UserPfxCertificateReconciler imports a user's PFX into Intune (Graph userPFXCertificate) and keeps it so.
 type UserPfxCertificateReconciler struct {
-	client.Client
-	// Live reads Secrets and ConfigMaps straight from the API server: their data is never cached.
-	Live         client.Reader
-	Connections  *connection.Provider
-	Recorder     events.EventRecorder
-	Clock        clock.PassiveClock
-	ResyncPeriod time.Duration
+	kindReconciler[*intunev1alpha1.UserPfxCertificate]
+}
+
+var userPfxKind = resourceKind[*intunev1alpha1.UserPfxCertificate]{
+	name:      kindUserPfxCertificate,
+	newObject: func() *intunev1alpha1.UserPfxCertificate { return &intunev1alpha1.UserPfxCertificate{} },
+	status: func(o *intunev1alpha1.UserPfxCertificate) (any, *intunev1alpha1.CommonStatus) {
+		return &o.Status, &o.Status.CommonStatus
+	},
+	suspended: func(o *intunev1alpha1.UserPfxCertificate) bool { return o.Spec.Suspend },
+	expiry:    func(o *intunev1alpha1.UserPfxCertificate) *metav1.Time { return o.Status.ExpirationDateTime },
 }
 
 // desiredUserPfx is everything the record should be, gathered before any Graph call.
@@ -60,44 +49,8 @@ type desiredUserPfx struct {
 	hash string
 }
 
-func (r *UserPfxCertificateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	obj := &intunev1alpha1.UserPfxCertificate{}
-	// Read live, not from the cache: the status written by the previous pass must be seen, or a record this
-	// operator created moments ago would look like one to adopt (or, for other kinds, to create again).
-	if err := r.Live.Get(ctx, req.NamespacedName, obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			forgetMetrics(kindUserPfxCertificate, req.Namespace, req.Name)
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if obj.DeletionTimestamp.IsZero() && !obj.Spec.Suspend && controllerutil.AddFinalizer(obj, Finalizer) {
-		// The finalizer is in place before the first Graph write, so no record can be left behind.
-		if err := r.Update(ctx, obj); err != nil {
-			return ctrl.Result{}, fmt.Errorf("failed to add finalizer: %w", err)
-		}
-	}
-	before := obj.DeepCopy()
-	defer func() {
-		if !controllerutil.ContainsFinalizer(obj, Finalizer) && !obj.DeletionTimestamp.IsZero() {
-			return // released: the object is going away
-		}
-		if !equality.Semantic.DeepEqual(before.Status, obj.Status) {
-			if err := r.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-				retErr = errors.Join(retErr, fmt.Errorf("failed to patch status: %w", err))
-			}
-		}
-		recordMetrics(kindUserPfxCertificate, obj.Namespace, obj.Name, obj.Status.Conditions, obj.Status.ExpirationDateTime)
-	}()
-
-	if !obj.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, obj)
-	}
-	obj.Status.ObservedGeneration = obj.Generation
-	if obj.Spec.Suspend {
-		setReady(&obj.Status.Conditions, obj.Generation, true, intunev1alpha1.ReasonSuspended, "spec.suspend is true: no Graph calls are made")
-		return ctrl.Result{}, nil
-	}
-	return r.reconcileNormal(ctx, obj)
+func (r *UserPfxCertificateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return r.run(ctx, req, r.reconcileNormal, r.reconcileDelete)
 }
 
 func (r *UserPfxCertificateReconciler) reconcileNormal(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate) (ctrl.Result, error) {
@@ -106,16 +59,14 @@ func (r *UserPfxCertificateReconciler) reconcileNormal(ctx context.Context, obj 
 	if err != nil {
 		return r.fail(ctx, obj, err)
 	}
-	ready := meta.FindStatusCondition(obj.Status.Conditions, intunev1alpha1.ConditionReady)
-	inSync := obj.Status.ID != "" && obj.Status.SourceHash == want.hash && len(obj.Status.RetiredIDs) == 0 &&
-		ready != nil && ready.Status == metav1.ConditionTrue && ready.Reason != intunev1alpha1.ReasonSuspended
-	if inSync && !resyncDue(obj.Status.LastSyncTime, r.ResyncPeriod, now) {
-		return ctrl.Result{RequeueAfter: untilResync(obj.Status.LastSyncTime, r.ResyncPeriod, now)}, nil
+	if obj.Status.ID != "" && obj.Status.SourceHash == want.hash && len(obj.Status.RetiredIDs) == 0 {
+		if wait, skip := r.skipUntilResync(obj, obj.Status.LastSyncTime, now); skip {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
 	}
 
-	if want.encryption.padding.Legacy() && obj.Status.SourceHash != want.hash {
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "LegacyPadding", "Encrypt",
-			"paddingScheme %s is no longer supported by Microsoft's import tool: prefer oaepSha512", want.encryption.padding)
+	if obj.Status.SourceHash != want.hash {
+		warnLegacyPadding(r.Recorder, obj, want.encryption.padding)
 	}
 	record, action, err := r.sync(ctx, obj, want)
 	if err != nil {
@@ -142,11 +93,7 @@ func (r *UserPfxCertificateReconciler) reconcileNormal(ctx context.Context, obj 
 		return r.fail(ctx, obj, err)
 	}
 
-	reason, message := readyReasonFor(action, record.ID)
-	setReady(&obj.Status.Conditions, obj.Generation, true, reason, message)
-	if action != "" {
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, action, "Sync", message)
-	}
+	r.succeed(obj, action, record.ID)
 	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
 }
 
@@ -285,40 +232,20 @@ func (r *UserPfxCertificateReconciler) deleteRetired(ctx context.Context, obj *i
 }
 
 func (r *UserPfxCertificateReconciler) reconcileDelete(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
-		return ctrl.Result{}, nil
-	}
-	if obj.Spec.DeletionPolicy != intunev1alpha1.DeletionPolicyOrphan {
-		ids := append(slices.Clone(obj.Status.RetiredIDs), obj.Status.ID)
-		ids = slices.DeleteFunc(ids, func(id string) bool { return id == "" })
-		if len(ids) > 0 {
-			if obj.Spec.Suspend {
-				setReady(&obj.Status.Conditions, obj.Generation, false, intunev1alpha1.ReasonSuspended,
-					"deletion waits: spec.suspend is true; set it to false, or set deletionPolicy to Orphan to keep the Intune record")
-				return ctrl.Result{}, nil
-			}
-			conn, err := r.Connections.ForResource(ctx, obj.Namespace, obj.Spec.ConnectionRef)
-			if err != nil {
-				return r.failDeleting(ctx, obj, err)
-			}
+	ids := append(slices.Clone(obj.Status.RetiredIDs), obj.Status.ID)
+	ids = slices.DeleteFunc(ids, func(id string) bool { return id == "" })
+	return r.finalize(ctx, obj, deletion{
+		policy:        obj.Spec.DeletionPolicy,
+		connectionRef: obj.Spec.ConnectionRef,
+		records:       strings.Join(ids, ", "),
+		remove: func(ctx context.Context, conn *connection.Connection) (string, error) {
 			stillListed, err := deleteUserPfxRecords(ctx, conn.Graph, ids)
-			if err != nil {
-				return r.failDeleting(ctx, obj, err)
-			}
 			if stillListed != "" {
-				setReady(&obj.Status.Conditions, obj.Generation, false, intunev1alpha1.ReasonDeleting,
-					fmt.Sprintf("Intune still lists record %s after deleting it (a known service delay); checking again", stillListed))
-				return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+				return fmt.Sprintf("Intune still lists record %s after deleting it (a known service delay); checking again", stillListed), nil
 			}
-			r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted Intune record %s", strings.Join(ids, ", "))
-		}
-	}
-	controllerutil.RemoveFinalizer(obj, Finalizer)
-	if err := r.Update(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, fmt.Errorf("failed to remove finalizer: %w", err)
-	}
-	forgetMetrics(kindUserPfxCertificate, obj.Namespace, obj.Name)
-	return ctrl.Result{}, nil
+			return "", err
+		},
+	})
 }
 
 // deleteUserPfxRecords deletes each record (a 404 counts as done) and reads each back once, because the
@@ -341,30 +268,6 @@ func deleteUserPfxRecords(ctx context.Context, gc *graph.Client, ids []string) (
 	return "", nil
 }
 
-func (r *UserPfxCertificateReconciler) failDeleting(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate, err error) (ctrl.Result, error) {
-	f := classify(err)
-	message := "deleting the Intune record failed: " + f.message + " (set deletionPolicy to Orphan to keep it and let the resource go)"
-	return reportFailure(ctx, r.Recorder, obj, obj.Generation, &obj.Status.Conditions, f, message, err)
-}
-
-func (r *UserPfxCertificateReconciler) fail(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate, err error) (ctrl.Result, error) {
-	f := classify(err)
-	return reportFailure(ctx, r.Recorder, obj, obj.Generation, &obj.Status.Conditions, f, f.message, err)
-}
-
-// reportFailure puts a failure on the Ready condition, emits a Warning Event when the condition changed,
-// and says when to try again.
-func reportFailure(ctx context.Context, recorder events.EventRecorder, obj client.Object, generation int64, conditions *[]metav1.Condition, f failure, message string, err error) (ctrl.Result, error) {
-	if setReady(conditions, generation, false, f.reason, message) {
-		recorder.Eventf(obj, nil, corev1.EventTypeWarning, "Failed", "Sync", "%s: %s", f.reason, message)
-	}
-	if f.retryAfter > 0 {
-		log.FromContext(ctx).V(1).Info("Reconcile failed; retrying later", "reason", f.reason, "retryAfter", f.retryAfter)
-		return ctrl.Result{RequeueAfter: f.retryAfter}, nil
-	}
-	return ctrl.Result{}, err
-}
-
 func createAction(previousID, id string) string {
 	switch previousID {
 	case "":
@@ -381,19 +284,6 @@ func adoptAction(previousID string) string {
 		return "Adopted"
 	}
 	return "Rotated"
-}
-
-func readyReasonFor(action, id string) (string, string) {
-	switch action {
-	case "Imported", "Reimported", "Rotated":
-		return intunev1alpha1.ReasonImported, fmt.Sprintf("%s as Intune record %s", action, id)
-	case "Adopted":
-		return intunev1alpha1.ReasonAdopted, fmt.Sprintf("Adopted the existing Intune record %s", id)
-	case "Updated":
-		return intunev1alpha1.ReasonUpdated, fmt.Sprintf("Updated Intune record %s", id)
-	default:
-		return intunev1alpha1.ReasonInSync, fmt.Sprintf("Intune record %s matches the spec", id)
-	}
 }
 
 // withID fills the id when Graph's answer omitted it.

@@ -1,0 +1,309 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/connection"
+	"github.com/certops/intune-cert-operator/internal/graph"
+	"github.com/certops/intune-cert-operator/internal/pfx"
+)
+
+const kindManagedDeviceCertificateState = "ManagedDeviceCertificateState"
+
+// +kubebuilder:rbac:groups=intune.certops.dev,resources=manageddevicecertificatestates,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=intune.certops.dev,resources=manageddevicecertificatestates/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=intune.certops.dev,resources=manageddevicecertificatestates/finalizers,verbs=update
+
+// ManagedDeviceCertificateStateReconciler keeps a Graph managedDeviceCertificateState equal to its resource.
+type ManagedDeviceCertificateStateReconciler struct {
+	kindReconciler[*intunev1alpha1.ManagedDeviceCertificateState]
+}
+
+var deviceStateKind = resourceKind[*intunev1alpha1.ManagedDeviceCertificateState]{
+	name: kindManagedDeviceCertificateState,
+	newObject: func() *intunev1alpha1.ManagedDeviceCertificateState {
+		return &intunev1alpha1.ManagedDeviceCertificateState{}
+	},
+	status: func(o *intunev1alpha1.ManagedDeviceCertificateState) (any, *intunev1alpha1.CommonStatus) {
+		return &o.Status, &o.Status.CommonStatus
+	},
+	suspended: func(o *intunev1alpha1.ManagedDeviceCertificateState) bool { return o.Spec.Suspend },
+	expiry: func(o *intunev1alpha1.ManagedDeviceCertificateState) *metav1.Time {
+		if o.Status.Certificate == nil {
+			return nil
+		}
+		return o.Status.Certificate.ExpirationDateTime
+	},
+}
+
+// desiredDeviceState is the record as it should be, gathered before any Graph call.
+type desiredDeviceState struct {
+	conn    *connection.Connection
+	profile graph.CertificateProfile
+	state   *graph.ManagedDeviceCertificateState
+	facts   *intunev1alpha1.CertificateFacts
+	// hash identifies the record's content; it holds no secret (certificate facts are public).
+	hash string
+}
+
+func (r *ManagedDeviceCertificateStateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return r.run(ctx, req, r.reconcileNormal, r.reconcileDelete)
+}
+
+func (r *ManagedDeviceCertificateStateReconciler) reconcileNormal(ctx context.Context, obj *intunev1alpha1.ManagedDeviceCertificateState) (ctrl.Result, error) {
+	now := r.Clock.Now()
+	want, err := r.desired(ctx, obj)
+	if err != nil {
+		return r.fail(ctx, obj, err)
+	}
+	if obj.Status.ID != "" && obj.Status.SourceHash == want.hash {
+		if wait, skip := r.skipUntilResync(obj, obj.Status.LastSyncTime, now); skip {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+	}
+	record, action, err := r.sync(ctx, obj, want)
+	if err != nil {
+		return r.fail(ctx, obj, err)
+	}
+
+	st := &obj.Status
+	st.ID = record.ID
+	st.Certificate = want.facts
+	st.CertificateKeyUsage = intunev1alpha1.CertificateKeyUsage(want.state.CertificateKeyUsage)
+	st.LastCertificateStateChangeDateTime = nil
+	if t := record.LastCertificateStateChangeDateTime; t != nil {
+		st.LastCertificateStateChangeDateTime = timePtr(*t)
+	}
+	st.SourceHash = want.hash
+	st.LastSyncTime = &metav1.Time{Time: now}
+	r.succeed(obj, action, record.ID)
+	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
+}
+
+// desired reads the certificate and the connection, and merges the explicit facts over the derived ones.
+func (r *ManagedDeviceCertificateStateReconciler) desired(ctx context.Context, obj *intunev1alpha1.ManagedDeviceCertificateState) (*desiredDeviceState, error) {
+	spec := &obj.Spec
+	facts, derivedUsage, err := r.certificateFacts(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	if facts.Thumbprint == "" {
+		// Graph assigns random ids: the thumbprint is what finds a record created before a crash.
+		return nil, &conditionError{reason: intunev1alpha1.ReasonInvalidSpec, terminal: true,
+			message: "the certificate's thumbprint is unknown: set spec.certificateSecretRef or spec.certificate.thumbprint"}
+	}
+	conn, err := r.Connections.ForResource(ctx, obj.Namespace, spec.ConnectionRef)
+	if err != nil {
+		return nil, err
+	}
+	usage := spec.CertificateKeyUsage
+	if usage == "" {
+		usage = derivedUsage
+	}
+	state := &graph.ManagedDeviceCertificateState{
+		DevicePlatform:                string(spec.DevicePlatform),
+		CertificateKeyUsage:           string(usage),
+		CertificateProfileDisplayName: spec.CertificateProfileDisplayName,
+		DeviceDisplayName:             spec.DeviceDisplayName,
+		UserDisplayName:               spec.UserDisplayName,
+		ServerURL:                     spec.ServerURL,
+		CertificateIssuer:             facts.Issuer,
+		CertificateThumbprint:         facts.Thumbprint,
+		CertificateSerialNumber:       facts.SerialNumber,
+		CertificateKeyLength:          facts.KeyLength,
+		EnhancedKeyUsage:              facts.EnhancedKeyUsage,
+	}
+	if t := facts.ExpirationDateTime; t != nil {
+		state.CertificateExpirationDateTime = &t.Time
+	}
+	if t := spec.LastCertificateStateChangeDateTime; t != nil {
+		state.LastCertificateStateChangeDateTime = &t.Time
+	}
+	content, err := json.Marshal(state)
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode the device certificate state: %w", err)
+	}
+	return &desiredDeviceState{
+		conn:    conn,
+		profile: graph.CertificateProfile{DeviceConfigurationID: spec.DeviceConfigurationID, Type: graph.ProfileType(spec.ProfileType)},
+		state:   state,
+		facts:   facts,
+		hash:    connection.Digest(content, []byte(conn.TenantID)),
+	}, nil
+}
+
+// certificateFacts derives the facts from certificateSecretRef, if set, and lets each explicit value of
+// spec.certificate win. It also returns the key usage the certificate implies.
+func (r *ManagedDeviceCertificateStateReconciler) certificateFacts(ctx context.Context, obj *intunev1alpha1.ManagedDeviceCertificateState) (*intunev1alpha1.CertificateFacts, intunev1alpha1.CertificateKeyUsage, error) {
+	facts := &intunev1alpha1.CertificateFacts{}
+	usage := intunev1alpha1.CertificateKeyUsage("digitalSignature")
+	if ref := obj.Spec.CertificateSecretRef; ref != nil {
+		data, err := connection.ReadSecretKey(ctx, r.Live, obj.Namespace, ref.Name, ref.Key, "tls.crt")
+		if err != nil {
+			return nil, "", err
+		}
+		var password []byte
+		if ref.PasswordKey != "" {
+			if password, err = connection.ReadSecretKey(ctx, r.Live, obj.Namespace, ref.Name, ref.PasswordKey, ""); err != nil {
+				return nil, "", err
+			}
+		}
+		cert, err := pfx.ParseCertificate(data, string(password))
+		if err != nil {
+			return nil, "", err
+		}
+		f := pfx.FactsOf(cert)
+		facts = &intunev1alpha1.CertificateFacts{
+			Issuer:             f.Issuer,
+			Thumbprint:         f.Thumbprint,
+			SerialNumber:       f.SerialNumber,
+			KeyLength:          int32(f.KeyLength),
+			EnhancedKeyUsage:   strings.Join(f.ExtendedKeyUsages, ", "),
+			ExpirationDateTime: timePtr(f.NotAfter),
+		}
+		// A certificate without a KeyUsage extension allows every usage (RFC 5280), key encipherment
+		// needing an RSA key.
+		if slices.Contains(f.KeyUsages, "keyEncipherment") || (len(f.KeyUsages) == 0 && f.KeyAlgorithm == "RSA") {
+			usage = "keyEncipherment"
+		}
+	}
+	if explicit := obj.Spec.Certificate; explicit != nil {
+		override(&facts.Issuer, explicit.Issuer)
+		override(&facts.Thumbprint, strings.ToLower(explicit.Thumbprint))
+		override(&facts.SerialNumber, explicit.SerialNumber)
+		override(&facts.KeyLength, explicit.KeyLength)
+		override(&facts.EnhancedKeyUsage, explicit.EnhancedKeyUsage)
+		override(&facts.ExpirationDateTime, explicit.ExpirationDateTime)
+	}
+	return facts, usage, nil
+}
+
+// override sets *field to value unless value is the zero value.
+func override[V comparable](field *V, value V) {
+	var zero V
+	if value != zero {
+		*field = value
+	}
+}
+
+// sync makes Graph hold the desired record and says what it did (an Event reason, "" when nothing changed).
+// Graph assigns random ids, so before any create the profile's records are listed and one of the same
+// certificate adopted: a crash between a create and the status write does not make a second record.
+func (r *ManagedDeviceCertificateStateReconciler) sync(ctx context.Context, obj *intunev1alpha1.ManagedDeviceCertificateState, want *desiredDeviceState) (*graph.ManagedDeviceCertificateState, string, error) {
+	gc := want.conn.Graph
+	var record *graph.ManagedDeviceCertificateState
+	if id := obj.Status.ID; id != "" {
+		got, err := gc.GetManagedDeviceCertificateState(ctx, want.profile, id)
+		if err != nil && !graph.IsNotFound(err) {
+			return nil, "", err
+		}
+		record = got // nil on 404: the record, or its whole profile, is gone; the list below tells which
+	}
+	action := ""
+	if record == nil {
+		states, err := gc.ListManagedDeviceCertificateStates(ctx, want.profile)
+		if err != nil {
+			return nil, "", profileError(err, want)
+		}
+		if record = findDeviceState(states, want.state); record != nil {
+			action = "Adopted"
+		} else {
+			created, err := gc.CreateManagedDeviceCertificateState(ctx, want.profile, want.state)
+			if err != nil {
+				return nil, "", profileError(err, want)
+			}
+			if obj.Status.ID != "" {
+				return created, "Recreated", nil // deleted in Intune meanwhile
+			}
+			return created, "Created", nil
+		}
+	}
+	if matchesDeviceState(record, want.state) {
+		return record, action, nil
+	}
+	updated, err := gc.UpdateManagedDeviceCertificateState(ctx, want.profile, record.ID, want.state)
+	if err != nil {
+		return nil, "", err
+	}
+	if updated.ID == "" {
+		updated.ID = record.ID
+	}
+	if action == "" {
+		action = "Updated"
+	}
+	return updated, action, nil
+}
+
+// profileError names a missing certificate profile: below a profile that does not exist, Graph answers 404.
+func profileError(err error, want *desiredDeviceState) error {
+	if !graph.IsNotFound(err) {
+		return err
+	}
+	return &conditionError{reason: intunev1alpha1.ReasonProfileNotFound, terminal: true,
+		message: fmt.Sprintf("Intune has no %s certificate profile %s in tenant %s: check spec.deviceConfigurationId and spec.profileType",
+			want.profile.Type, want.profile.DeviceConfigurationID, want.conn.TenantID)}
+}
+
+// findDeviceState returns the record of the same certificate (thumbprint and serial number), if any.
+func findDeviceState(states []graph.ManagedDeviceCertificateState, want *graph.ManagedDeviceCertificateState) *graph.ManagedDeviceCertificateState {
+	for i := range states {
+		if strings.EqualFold(states[i].CertificateThumbprint, want.CertificateThumbprint) &&
+			sameSerial(states[i].CertificateSerialNumber, want.CertificateSerialNumber) {
+			return &states[i]
+		}
+	}
+	return nil
+}
+
+// sameSerial compares hex serial numbers as numbers: tools write them in either case, with or without the
+// DER sign byte 00 and separators.
+func sameSerial(a, b string) bool {
+	normal := func(s string) string {
+		s = strings.NewReplacer(":", "", " ", "").Replace(strings.ToLower(s))
+		return strings.TrimLeft(s, "0")
+	}
+	return normal(a) == normal(b)
+}
+
+// matchesDeviceState compares the fields the spec sets. An empty field is not sent (PATCH cannot clear it),
+// so it is not compared either: a field removed from the spec keeps its last value in Intune.
+func matchesDeviceState(rec, want *graph.ManagedDeviceCertificateState) bool {
+	same := func(got, wanted string) bool { return wanted == "" || got == wanted }
+	sameFold := func(got, wanted string) bool { return wanted == "" || strings.EqualFold(got, wanted) }
+	sameTime := func(got, wanted *time.Time) bool { return wanted == nil || (got != nil && got.Equal(*wanted)) }
+	return same(rec.DevicePlatform, want.DevicePlatform) &&
+		same(rec.CertificateKeyUsage, want.CertificateKeyUsage) &&
+		same(rec.CertificateProfileDisplayName, want.CertificateProfileDisplayName) &&
+		same(rec.DeviceDisplayName, want.DeviceDisplayName) &&
+		same(rec.UserDisplayName, want.UserDisplayName) &&
+		same(rec.ServerURL, want.ServerURL) &&
+		same(rec.CertificateIssuer, want.CertificateIssuer) &&
+		sameFold(rec.CertificateThumbprint, want.CertificateThumbprint) &&
+		(want.CertificateSerialNumber == "" || sameSerial(rec.CertificateSerialNumber, want.CertificateSerialNumber)) &&
+		same(rec.EnhancedKeyUsage, want.EnhancedKeyUsage) &&
+		(want.CertificateKeyLength == 0 || rec.CertificateKeyLength == want.CertificateKeyLength) &&
+		sameTime(rec.CertificateExpirationDateTime, want.CertificateExpirationDateTime) &&
+		sameTime(rec.LastCertificateStateChangeDateTime, want.LastCertificateStateChangeDateTime)
+}
+
+func (r *ManagedDeviceCertificateStateReconciler) reconcileDelete(ctx context.Context, obj *intunev1alpha1.ManagedDeviceCertificateState) (ctrl.Result, error) {
+	profile := graph.CertificateProfile{DeviceConfigurationID: obj.Spec.DeviceConfigurationID, Type: graph.ProfileType(obj.Spec.ProfileType)}
+	return r.finalize(ctx, obj, deletion{
+		policy:        obj.Spec.DeletionPolicy,
+		connectionRef: obj.Spec.ConnectionRef,
+		records:       obj.Status.ID,
+		remove: func(ctx context.Context, conn *connection.Connection) (string, error) {
+			// A 404 means the record, or its whole profile, is gone already.
+			return "", ignoreGone(conn.Graph.DeleteManagedDeviceCertificateState(ctx, profile, obj.Status.ID))
+		},
+	})
+}

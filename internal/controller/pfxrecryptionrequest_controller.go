@@ -1,0 +1,227 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/connection"
+	"github.com/certops/intune-cert-operator/internal/graph"
+)
+
+const kindPfxRecryptionRequest = "PfxRecryptionRequest"
+
+// +kubebuilder:rbac:groups=intune.certops.dev,resources=pfxrecryptionrequests,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=intune.certops.dev,resources=pfxrecryptionrequests/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=intune.certops.dev,resources=pfxrecryptionrequests/finalizers,verbs=update
+
+// PfxRecryptionRequestReconciler creates a Graph pfxRecryptionRequest once, watches that it still exists,
+// and deletes it with the resource.
+//
+// Graph assigns the id and documents no way to find a request again, so a create whose outcome is unknown
+// (the operator stopped, or the answer was lost) is never repeated on the operator's own: the resource
+// reports CreateOutcomeUnknown until the user confirms, with the annotation
+// intune.certops.dev/confirm-not-created, that Intune holds no such record. A request that later vanishes
+// from Intune (deleted there, or consumed by the connector) is reported, not recreated: the spec is
+// immutable and a recryption is a one-off action, so a new resource is the way to ask again.
+type PfxRecryptionRequestReconciler struct {
+	kindReconciler[*intunev1alpha1.PfxRecryptionRequest]
+}
+
+var recryptionKind = resourceKind[*intunev1alpha1.PfxRecryptionRequest]{
+	name:      kindPfxRecryptionRequest,
+	newObject: func() *intunev1alpha1.PfxRecryptionRequest { return &intunev1alpha1.PfxRecryptionRequest{} },
+	status: func(o *intunev1alpha1.PfxRecryptionRequest) (any, *intunev1alpha1.CommonStatus) {
+		return &o.Status, &o.Status.CommonStatus
+	},
+}
+
+func (r *PfxRecryptionRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return r.run(ctx, req, r.reconcileNormal, r.reconcileDelete)
+}
+
+func (r *PfxRecryptionRequestReconciler) reconcileNormal(ctx context.Context, obj *intunev1alpha1.PfxRecryptionRequest) (ctrl.Result, error) {
+	if obj.Status.ID == "" {
+		return r.create(ctx, obj)
+	}
+	return r.observe(ctx, obj)
+}
+
+// create posts the request. status.createStartedTime is stored (and confirmed) before the POST and cleared
+// with the id after it, so a later pass that finds it set without an id knows an earlier create may have
+// happened.
+func (r *PfxRecryptionRequestReconciler) create(ctx context.Context, obj *intunev1alpha1.PfxRecryptionRequest) (ctrl.Result, error) {
+	confirmed := false
+	if started := obj.Status.CreateStartedTime; started != nil {
+		if obj.Annotations[intunev1alpha1.AnnotationConfirmNotCreated] != "true" {
+			r.outcomeUnknown(obj, fmt.Sprintf("a create of this request started at %s did not finish", started.UTC().Format(time.RFC3339)))
+			return ctrl.Result{}, nil // only the user can tell: the annotation wakes the resource
+		}
+		confirmed = true
+	}
+	conn, err := r.Connections.ForResource(ctx, obj.Namespace, obj.Spec.ConnectionRef)
+	if err != nil {
+		return r.fail(ctx, obj, err)
+	}
+
+	// The optimistic lock makes sure this pass acts on the latest status: no id, and no mark of an attempt
+	// other than the one the user confirmed.
+	base := obj.DeepCopy()
+	obj.Status.CreateStartedTime = &metav1.Time{Time: r.Clock.Now()}
+	if err := r.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		obj.Status.CreateStartedTime = base.Status.CreateStartedTime
+		return ctrl.Result{}, fmt.Errorf("failed to record the start of the create: %w", err)
+	}
+	// The confirmation is used up before the call it authorizes: should that call end unknown too, the
+	// annotation must not let the next pass post a third time. If removing it fails, nothing was posted
+	// and the next pass finds the mark and the annotation again.
+	if confirmed {
+		if err := r.consumeConfirmation(ctx, obj); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	marked := obj.DeepCopy()
+
+	created, err := conn.Graph.CreatePfxRecryptionRequest(ctx, recryptionPayload(&obj.Spec, conn))
+	if err != nil && createMayHaveHappened(err) {
+		r.outcomeUnknown(obj, "the create call got no clear answer: "+classify(err).message)
+		return ctrl.Result{}, nil
+	}
+	// From here on the mark is cleared; the deferred status patch only sends what changed since the read,
+	// which does not include the mark, so these writes are patches of their own.
+	obj.Status.CreateStartedTime = nil
+	if err != nil {
+		if clearErr := r.Status().Patch(ctx, obj, client.MergeFrom(marked)); clearErr != nil {
+			return ctrl.Result{}, errors.Join(err, fmt.Errorf("failed to clear status.createStartedTime: %w", clearErr))
+		}
+		return r.fail(ctx, obj, err)
+	}
+	recordRecryption(&obj.Status, created, r.Clock.Now())
+	r.succeed(obj, "Created", created.ID)
+	if err := r.Status().Patch(ctx, obj, client.MergeFrom(marked)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("failed to record the id %s of the created request: %w", created.ID, err)
+	}
+	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
+}
+
+// createMayHaveHappened says whether a failed create may still have created a record: Graph answered with
+// a server error after which it may have acted, or no answer came at all (the client does not repeat a POST
+// that may have been sent), or the pass was cancelled mid-call. Failures before sending (sign-in) and
+// refusals (4xx, 429, 503, 504) leave nothing behind.
+func createMayHaveHappened(err error) bool {
+	var e *graph.Error
+	if errors.As(err, &e) {
+		return e.StatusCode >= 500 && e.StatusCode != 503 && e.StatusCode != 504
+	}
+	return graph.IsRetryable(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// outcomeUnknown reports a create that may or may not have happened, and what the user can do about it.
+func (r *PfxRecryptionRequestReconciler) outcomeUnknown(obj *intunev1alpha1.PfxRecryptionRequest, cause string) {
+	message := fmt.Sprintf("%s, so Intune may hold this request without this resource knowing its id; the operator "+
+		"will not create it again on its own. Check Intune for a pfxRecryptionRequest of user %s, device %s and profile %s. "+
+		"If there is none, annotate this resource with %s=true to create it once more. If there is one, delete this "+
+		"resource (it cannot manage that record) and remove the record in Intune if it is not wanted",
+		cause, obj.Spec.UserID, obj.Spec.DeviceID, obj.Spec.ProfileID, intunev1alpha1.AnnotationConfirmNotCreated)
+	if setReady(&obj.Status.Conditions, obj.Generation, false, intunev1alpha1.ReasonCreateOutcomeUnknown, message) {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, intunev1alpha1.ReasonCreateOutcomeUnknown, "Create", message)
+	}
+}
+
+// consumeConfirmation removes the annotation that authorizes one new create.
+func (r *PfxRecryptionRequestReconciler) consumeConfirmation(ctx context.Context, obj *intunev1alpha1.PfxRecryptionRequest) error {
+	edited := obj.DeepCopy()
+	delete(edited.Annotations, intunev1alpha1.AnnotationConfirmNotCreated)
+	if err := r.Patch(ctx, edited, client.MergeFromWithOptions(obj, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("failed to remove annotation %s: %w", intunev1alpha1.AnnotationConfirmNotCreated, err)
+	}
+	obj.Annotations, obj.ResourceVersion = edited.Annotations, edited.ResourceVersion
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "CreateConfirmed", "Create",
+		"Annotation %s: creating the request once more", intunev1alpha1.AnnotationConfirmNotCreated)
+	return nil
+}
+
+// observe reads the created request back, on every resync, and reports when Intune no longer has it.
+func (r *PfxRecryptionRequestReconciler) observe(ctx context.Context, obj *intunev1alpha1.PfxRecryptionRequest) (ctrl.Result, error) {
+	if obj.Status.CreateStartedTime != nil {
+		// The id was stored by the deferred status patch, which cannot clear the mark.
+		marked := obj.DeepCopy()
+		obj.Status.CreateStartedTime = nil
+		if err := r.Status().Patch(ctx, obj, client.MergeFrom(marked)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("failed to clear status.createStartedTime: %w", err)
+		}
+	}
+	now := r.Clock.Now()
+	if wait, skip := r.skipUntilResync(obj, obj.Status.LastSyncTime, now); skip {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	conn, err := r.Connections.ForResource(ctx, obj.Namespace, obj.Spec.ConnectionRef)
+	if err != nil {
+		return r.fail(ctx, obj, err)
+	}
+	record, err := conn.Graph.GetPfxRecryptionRequest(ctx, obj.Status.ID)
+	if graph.IsNotFound(err) {
+		err = &conditionError{reason: intunev1alpha1.ReasonRecordNotFound, terminal: true, message: fmt.Sprintf(
+			"Intune no longer has pfxRecryptionRequest %s (deleted there, or consumed by the connector); a request is "+
+				"created once and not again: delete this resource, and create a new one to ask for another recryption", obj.Status.ID)}
+	}
+	if err != nil {
+		return r.fail(ctx, obj, err)
+	}
+	recordRecryption(&obj.Status, record, now)
+	r.succeed(obj, "", obj.Status.ID)
+	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
+}
+
+func recryptionPayload(spec *intunev1alpha1.PfxRecryptionRequestSpec, conn *connection.Connection) *graph.PfxRecryptionRequest {
+	tenantID := spec.TenantID
+	if tenantID == "" {
+		tenantID = conn.TenantID
+	}
+	return &graph.PfxRecryptionRequest{
+		TenantID:            tenantID,
+		UserID:              spec.UserID,
+		DeviceID:            spec.DeviceID,
+		ProfileID:           spec.ProfileID,
+		Thumbprint:          spec.Thumbprint,
+		DeviceKeyThumbprint: spec.DeviceKeyThumbprint,
+		Status:              spec.Status,
+		SourceType:          spec.SourceType,
+	}
+}
+
+// recordRecryption copies what Graph answered into the status.
+func recordRecryption(st *intunev1alpha1.PfxRecryptionRequestStatus, rec *graph.PfxRecryptionRequest, now time.Time) {
+	if rec.ID != "" {
+		st.ID = rec.ID
+	}
+	requestStatus := rec.Status
+	st.RequestStatus = &requestStatus
+	st.CreatedTime = timePtr(rec.CreatedTime)
+	st.LastModifiedTime = timePtr(rec.LastModifiedTime)
+	st.ETag = rec.ETag
+	st.LastSyncTime = &metav1.Time{Time: now}
+}
+
+func (r *PfxRecryptionRequestReconciler) reconcileDelete(ctx context.Context, obj *intunev1alpha1.PfxRecryptionRequest) (ctrl.Result, error) {
+	if obj.Status.ID == "" && obj.Status.CreateStartedTime != nil && obj.Spec.DeletionPolicy != intunev1alpha1.DeletionPolicyOrphan {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, intunev1alpha1.ReasonCreateOutcomeUnknown, "Delete",
+			"The outcome of this request's create is unknown: a pfxRecryptionRequest of user %s and device %s may remain in Intune",
+			obj.Spec.UserID, obj.Spec.DeviceID)
+	}
+	return r.finalize(ctx, obj, deletion{
+		policy:        obj.Spec.DeletionPolicy,
+		connectionRef: obj.Spec.ConnectionRef,
+		records:       obj.Status.ID,
+		remove: func(ctx context.Context, conn *connection.Connection) (string, error) {
+			return "", ignoreGone(conn.Graph.DeletePfxRecryptionRequest(ctx, obj.Status.ID))
+		},
+	})
+}

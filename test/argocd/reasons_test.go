@@ -1,0 +1,173 @@
+package argocd
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/certops/intune-cert-operator/internal/testutil"
+)
+
+// How Argo CD must show each Ready reason. This is the specification the script is checked against, written
+// independently of it.
+var (
+	// Ready=False for these needs a change of the spec, a Secret, the certificate or the tenant: Degraded.
+	terminalReasons = []string{
+		"InvalidPfx", "WrongPassword", "NoPrivateKey", "KeyMismatch", "CertificateExpired", "CertificateNotYetValid",
+		"WeakKey", "PublicKeyInvalid", "InvalidPassword", "UnsupportedPadding", "InvalidCertificate", "SecretNotFound",
+		"SecretKeyMissing", "InvalidSpec", "UserNotFound", "RecordNotFound", "ProfileNotFound", "CreateOutcomeUnknown",
+		"CredentialInvalid", "ConnectionNotFound", "GraphRejected",
+	}
+	// Ready=False for these clears by itself (retries, throttling, a connection becoming ready, a finalizer
+	// finishing): Progressing. GraphError is a retryable Graph failure; Graph's refusals (400, 403) are
+	// GraphRejected.
+	transientReasons = []string{"GraphError", "Throttled", "ConnectionNotReady", "Deleting", "Progressing"}
+	// Ready=True reasons: Healthy.
+	successReasons = []string{"Imported", "Adopted", "Updated", "InSync", "Created", "Connected", "Suspended"}
+	// Reasons that never reach a condition of the operator: only the Graph emulator's connector decrypts.
+	notConditionReasons = []string{"DecryptionFailed"}
+)
+
+// Packages whose Reason* constants end up on Ready conditions.
+var reasonPackages = []string{"api/v1alpha1", "internal/pfx", "internal/controller", "internal/connection"}
+
+// reasonConstants are the string values of every constant named Reason* in the packages' non-test sources.
+func reasonConstants(t *testing.T) map[string]string {
+	t.Helper()
+	found := map[string]string{} // value -> where
+	fset := token.NewFileSet()
+	for _, pkg := range reasonPackages {
+		files, err := filepath.Glob(filepath.Join(testutil.RepoRoot(), pkg, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, file := range files {
+			if strings.HasSuffix(file, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := parser.ParseFile(fset, file, src, 0)
+			if err != nil {
+				t.Fatalf("failed to parse %s: %v", file, err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				spec, ok := n.(*ast.ValueSpec)
+				if !ok {
+					return true
+				}
+				for i, name := range spec.Names {
+					if !strings.HasPrefix(name.Name, "Reason") || i >= len(spec.Values) {
+						continue
+					}
+					if lit, ok := spec.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						value, _ := strconv.Unquote(lit.Value)
+						found[value] = pkg + "." + name.Name
+					}
+				}
+				return true
+			})
+		}
+	}
+	if len(found) == 0 {
+		t.Fatal("found no Reason constants: the source layout changed, update reasonPackages")
+	}
+	return found
+}
+
+// A reason added to the code must be placed in one of the lists above, deciding how Argo CD shows it.
+func TestEveryReasonInTheCodeHasAnArgoCDVerdict(t *testing.T) {
+	classified := map[string]int{}
+	for _, list := range [][]string{terminalReasons, transientReasons, successReasons, notConditionReasons} {
+		for _, reason := range list {
+			classified[reason]++
+		}
+	}
+	for reason, count := range classified {
+		if count > 1 {
+			t.Errorf("reason %s is in %d lists", reason, count)
+		}
+	}
+	for reason, where := range reasonConstants(t) {
+		if classified[reason] == 0 {
+			t.Errorf("reason %s (%s) has no Argo CD verdict: add it to a list in this file, and to health.lua's "+
+				"terminal table if it is terminal", reason, where)
+		}
+	}
+}
+
+// readyObject is a UserPfxCertificate whose status describes its current generation, with a Ready condition.
+func readyObject(status, reason string) map[string]any {
+	return map[string]any{
+		"apiVersion": "intune.certops.dev/v1alpha1",
+		"kind":       "UserPfxCertificate",
+		"metadata":   map[string]any{"name": "alice", "namespace": "pki", "generation": int64(4)},
+		"spec":       map[string]any{"intendedPurpose": "smimeEncryption"},
+		"status": map[string]any{
+			"observedGeneration": int64(4),
+			"conditions": []any{
+				map[string]any{"type": "Synced", "status": "False", "reason": "Other", "message": "not the Ready condition"},
+				map[string]any{"type": "Ready", "status": status, "reason": reason, "message": "message of " + reason},
+			},
+		},
+	}
+}
+
+func TestReadyReasonsMapToArgoCDStatuses(t *testing.T) {
+	script := readScript(t)
+	type testCase struct{ ready, reason, want string }
+	var cases []testCase
+	for _, reason := range terminalReasons {
+		cases = append(cases, testCase{"False", reason, "Degraded"},
+			// Unknown is not a verdict yet, whatever the reason.
+			testCase{"Unknown", reason, "Progressing"})
+	}
+	for _, reason := range transientReasons {
+		cases = append(cases, testCase{"False", reason, "Progressing"})
+	}
+	for _, reason := range successReasons {
+		cases = append(cases, testCase{"True", reason, "Healthy"})
+	}
+	// A reason a newer operator introduces is not assumed to be final.
+	cases = append(cases, testCase{"False", "SomeFutureReason", "Progressing"})
+
+	for _, tc := range cases {
+		t.Run(tc.ready+"/"+tc.reason, func(t *testing.T) {
+			got, err := runHealthScript(readyObject(tc.ready, tc.reason), script)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := healthStatus{Status: tc.want, Message: "message of " + tc.reason}
+			if got != want {
+				t.Errorf("health = %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+// The harness itself: a script returning a status Argo CD does not know is Unknown, and a script that does
+// not return a table, or uses the string library argocd-cm scripts do not have, fails.
+func TestHarnessBehavesLikeArgoCD(t *testing.T) {
+	obj := readyObject("True", "InSync")
+	got, err := runHealthScript(obj, `return {status = "Fine"}`)
+	if err != nil || got != (healthStatus{Status: "Unknown", Message: "Lua returned an invalid health status"}) {
+		t.Errorf("invalid status: got %+v, %v", got, err)
+	}
+	if _, err := runHealthScript(obj, `return "Healthy"`); err == nil {
+		t.Error("a script returning a string was accepted")
+	}
+	if _, err := runHealthScript(obj, `return {status = string.lower("HEALTHY")}`); err == nil {
+		t.Error("the string library is available; Argo CD does not open it for argocd-cm scripts")
+	}
+	got, err = runHealthScript(obj, `return {status = "Healthy", message = obj.metadata.name .. "/" .. obj.metadata.generation}`)
+	if err != nil || got != (healthStatus{Status: "Healthy", Message: "alice/4"}) {
+		t.Errorf("obj global: got %+v, %v", got, err)
+	}
+}
