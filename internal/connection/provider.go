@@ -4,8 +4,6 @@ package connection
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"sync"
@@ -316,14 +314,4 @@ func ReadSecretKey(ctx context.Context, live client.Reader, namespace, name, key
 			Message: fmt.Sprintf("Secret %q in namespace %q has no key %q", name, namespace, key)}
 	}
 	return value, nil
-}
-
-// Digest is a short SHA-256 of values, for fingerprints of what was pushed.
-func Digest(values ...[]byte) string {
-	h := sha256.New()
-	for _, v := range values {
-		fmt.Fprintf(h, "%d:", len(v))
-		h.Write(v)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:32]
 }

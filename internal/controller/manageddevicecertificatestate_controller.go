@@ -137,7 +137,7 @@ func (r *ManagedDeviceCertificateStateReconciler) desired(ctx context.Context, o
 		profile: graph.CertificateProfile{DeviceConfigurationID: spec.DeviceConfigurationID, Type: graph.ProfileType(spec.ProfileType)},
 		state:   state,
 		facts:   facts,
-		hash:    connection.Digest(content, []byte(conn.TenantID)),
+		hash:    digest(content, []byte(conn.TenantID)),
 	}, nil
 }
 

@@ -136,7 +136,7 @@ func (r *PfxUserCertificateReconciler) desired(ctx context.Context, obj *intunev
 		return nil, fmt.Errorf("failed to encode the pfxUserCertificate fields: %w", err)
 	}
 	// The source's digest, not the payload: a tls source gets a new PFX password on every pass.
-	hash := connection.Digest([]byte(m.digest), fields, []byte(enc.keyDigest))
+	hash := digest([]byte(m.digest), fields, []byte(enc.keyDigest))
 	return &desiredPfxUser{conn: conn, material: m, encryption: enc, record: record, hash: hash}, nil
 }
 

@@ -57,7 +57,7 @@ func readMaterial(ctx context.Context, live client.Reader, namespace string, src
 		if err != nil {
 			return nil, err
 		}
-		m = &material{Material: opened, digest: connection.Digest(data, password)}
+		m = &material{Material: opened, digest: digest(data, password)}
 	case src.TLS != nil:
 		secret := &corev1.Secret{}
 		key := types.NamespacedName{Namespace: namespace, Name: src.TLS.SecretRef.Name}
@@ -78,7 +78,7 @@ func readMaterial(ctx context.Context, live client.Reader, namespace string, src
 		if err != nil {
 			return nil, err
 		}
-		m = &material{Material: built, digest: connection.Digest(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])}
+		m = &material{Material: built, digest: digest(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])}
 	default:
 		return nil, &connection.Error{Reason: intunev1alpha1.ReasonInvalidSpec, Message: "spec.source must set pfx or tls"}
 	}
@@ -176,4 +176,15 @@ func warnLegacyPadding(recorder events.EventRecorder, obj client.Object, padding
 		recorder.Eventf(obj, nil, corev1.EventTypeWarning, "LegacyPadding", "Encrypt",
 			"paddingScheme %s is no longer supported by Microsoft's import tool: prefer oaepSha512", padding)
 	}
+}
+
+// digest is a short SHA-256 over values (each length-prefixed, so their boundaries count): a fingerprint of
+// what was pushed that holds no secret itself.
+func digest(values ...[]byte) string {
+	h := sha256.New()
+	for _, v := range values {
+		fmt.Fprintf(h, "%d:", len(v))
+		h.Write(v)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
 }

@@ -123,7 +123,7 @@ func (r *UserPfxCertificateReconciler) desired(ctx context.Context, obj *intunev
 	if purpose == "" {
 		purpose = "unassigned"
 	}
-	hash := connection.Digest([]byte(m.digest), []byte(strings.ToLower(upn)), []byte(purpose), []byte(enc.providerName),
+	hash := digest([]byte(m.digest), []byte(strings.ToLower(upn)), []byte(purpose), []byte(enc.providerName),
 		[]byte(enc.keyName), []byte(enc.padding.Effective()), []byte(enc.keyDigest), []byte(conn.TenantID))
 	return &desiredUserPfx{conn: conn, material: m, encryption: enc, upn: upn, purpose: purpose, hash: hash}, nil
 }
