@@ -45,6 +45,10 @@ test: generate manifests vet ## Unit and envtest tests (builds the local control
 test-e2e: ## End-to-end tests with the real binaries (operator, graphsim, kube-apiserver, etcd, kubectl).
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags e2e ./test/e2e/ -count=1 -timeout 20m -v
 
+.PHONY: test-faults
+test-faults: ## Faults, crashes and restarts during an import, real binaries (FAULTS_N, FAULTS_SCENARIOS; see docs/reliability.md).
+	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go test -tags faults ./test/faults/ -count=1 -timeout 40m -v
+
 .PHONY: bench
 bench: ## Benchmark the operator at scale (see docs/performance.md; BENCH_ARGS="-quick" for a short run).
 	KUBEBUILDER_ASSETS="$(K8S_ASSETS)" go run ./test/bench $(BENCH_ARGS)

@@ -8,12 +8,15 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -63,7 +66,11 @@ func main() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(intunev1alpha1.AddToScheme(scheme))
 
-	cacheOpts := cache.Options{}
+	cacheOpts := cache.Options{
+		// Nothing reads managedFields from the cache; they are a large share of every cached object.
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: {Transform: secretMetadataOnly}},
+	}
 	if watchNamespace != "" {
 		// The operator namespace stays visible for the Secrets of ClusterGraphConnections.
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{watchNamespace: {}, operatorNamespace: {}}
@@ -109,6 +116,18 @@ func main() {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// secretMetadataOnly trims the Secrets the operator watches (metadata-only, to map a change to the resources
+// reading it) to what that needs: name, namespace, uid and resourceVersion. Clusters hold tens of thousands of
+// Secrets, and their annotations can hold the data itself (kubectl's last-applied-configuration).
+func secretMetadataOnly(in any) (any, error) {
+	if obj, err := meta.Accessor(in); err == nil {
+		obj.SetManagedFields(nil)
+		obj.SetAnnotations(nil)
+		obj.SetLabels(nil)
+	}
+	return in, nil
 }
 
 // podNamespace is the namespace the operator runs in, from the service account mount, else the default.

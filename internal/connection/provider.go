@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -59,9 +60,10 @@ type Provider struct {
 	// HTTPClient is used for sign-in and Graph; nil = system trust store (SSL_CERT_FILE works).
 	HTTPClient *http.Client
 
-	mu       sync.Mutex
-	clients  map[string]cached
-	limiters map[string]*rate.Limiter // per tenant: shared by every connection and controller
+	mu        sync.Mutex
+	clients   map[string]cached
+	limiters  map[string]*rate.Limiter   // per tenant: shared by every connection and controller
+	throttles map[string]*graph.Throttle // per tenant and app: Graph's Retry-After holds all their calls
 }
 
 type cached struct {
@@ -229,6 +231,7 @@ func (p *Provider) build(ctx context.Context, ref, secretNamespace string, spec 
 		Scope:        endpoints.Scope(),
 		Credential:   cred,
 		WriteLimiter: p.limiter(spec.TenantID, int(spec.WriteRequestsPer20Seconds)),
+		Throttle:     p.throttle(spec.TenantID, spec.Credential.ClientID),
 		HTTPClient:   p.HTTPClient,
 	})
 	if err != nil {
@@ -260,6 +263,22 @@ func (p *Provider) limiter(tenantID string, perTwentySeconds int) *rate.Limiter 
 		l.SetLimit(want)
 	}
 	return l
+}
+
+// throttle returns the shared Retry-After gate of an app in a tenant.
+func (p *Provider) throttle(tenantID, clientID string) *graph.Throttle {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.throttles == nil {
+		p.throttles = map[string]*graph.Throttle{}
+	}
+	key := strings.ToLower(tenantID + "/" + clientID)
+	t, ok := p.throttles[key]
+	if !ok {
+		t = &graph.Throttle{}
+		p.throttles[key] = t
+	}
+	return t
 }
 
 // loadCredentialSecret reads the client secret or certificate from the credential Secret.

@@ -106,7 +106,9 @@ func signInMessage(err error) string {
 	msg := "sign-in failed: " + strings.TrimSpace(lines[0])
 	for _, line := range lines[1:] {
 		if i := strings.Index(line, "AADSTS"); i >= 0 {
-			msg += " " + strings.Trim(line[i:], `", `)
+			// Entra ID appends trace and correlation ids after an escaped line break: they help no one here.
+			explanation, _, _ := strings.Cut(line[i:], `\r\n`)
+			msg += " " + strings.Trim(explanation, `", `)
 			break
 		}
 	}

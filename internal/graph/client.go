@@ -35,8 +35,11 @@ type Options struct {
 	Credential azcore.TokenCredential
 	// WriteLimiter paces POST/PATCH/DELETE; share one per tenant (see NewWriteLimiter). nil = none.
 	WriteLimiter *rate.Limiter
-	HTTPClient   *http.Client // nil = system roots and sane transport timeouts
-	UserAgent    string       // default "intune-cert-operator/<version>"
+	// Throttle holds every call back while Graph's last Retry-After to this tenant and app runs; share one
+	// per tenant and app. nil = only the call that was throttled waits.
+	Throttle   *Throttle
+	HTTPClient *http.Client // nil = system roots and sane transport timeouts
+	UserAgent  string       // default "intune-cert-operator/<version>"
 	// RequestTimeout bounds one attempt (request and response body); default 30s.
 	RequestTimeout time.Duration
 	// MaxRetries bounds the retries after the first attempt; default 4, negative = none.
@@ -55,6 +58,7 @@ type Client struct {
 	scope     string
 	cred      azcore.TokenCredential
 	limiter   *rate.Limiter
+	throttle  *Throttle
 	http      *http.Client
 	userAgent string
 	timeout   time.Duration
@@ -81,6 +85,7 @@ func New(o Options) (*Client, error) {
 		scope:     o.Scope,
 		cred:      o.Credential,
 		limiter:   o.WriteLimiter,
+		throttle:  o.Throttle,
 		http:      o.HTTPClient,
 		userAgent: o.UserAgent,
 		timeout:   o.RequestTimeout,
@@ -166,7 +171,22 @@ func (c *Client) do(ctx context.Context, cl call) error {
 	}
 	write := cl.method != http.MethodGet
 	var waited time.Duration
+	var waitedUntil time.Time // the end of the last Retry-After this call itself honoured
 	for attempt := 0; ; attempt++ {
+		if until := c.heldUntil(); until.After(waitedUntil) {
+			// Another call of this app was told to wait: do not send before that wait is over.
+			if d := time.Until(until); d > 0 {
+				if waited+d > c.maxWait {
+					return &Error{StatusCode: http.StatusTooManyRequests, Code: "ClientThrottled", Operation: cl.op, RetryAfter: d,
+						Message: "Graph asked this application to wait; not sending before its Retry-After has passed"}
+				}
+				if err := c.sleep(ctx, d); err != nil {
+					return fmt.Errorf("graph: %s: %w", cl.op, err)
+				}
+				waited += d
+			}
+			waitedUntil = until
+		}
 		if write && c.limiter != nil {
 			if err := c.limiter.Wait(ctx); err != nil {
 				return fmt.Errorf("graph: %s: wait for write budget: %w", cl.op, err)
@@ -215,6 +235,12 @@ func (c *Client) do(ctx context.Context, cl call) error {
 			} else {
 				wait = backoff(attempt)
 			}
+			if res.status == http.StatusTooManyRequests {
+				waitedUntil = time.Now().Add(wait)
+				if c.throttle != nil {
+					c.throttle.holdUntil(waitedUntil)
+				}
+			}
 			final = gerr
 		}
 
@@ -236,6 +262,14 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		}
 		waited += wait
 	}
+}
+
+// heldUntil is when the app's shared throttle lets calls go again (zero without one).
+func (c *Client) heldUntil() time.Time {
+	if c.throttle == nil {
+		return time.Time{}
+	}
+	return c.throttle.heldUntil()
 }
 
 // serverDidNotAct reports answers after which Graph has not applied the request, so even a POST

@@ -218,7 +218,9 @@ func parsePublicKey(data []byte) (*rsa.PublicKey, error) {
 func parseSPKI(der []byte) (*rsa.PublicKey, error) {
 	key, err := x509.ParsePKIXPublicKey(der)
 	if err != nil {
-		return nil, newError(ReasonPublicKeyInvalid, err, "the connector public key cannot be parsed as SubjectPublicKeyInfo (%v)", err)
+		// The parser's own words (ASN.1 tags and offsets) stay in Err: they tell a user nothing to act on.
+		return nil, newError(ReasonPublicKeyInvalid, err, "the connector public key is a PEM PUBLIC KEY block whose content is not a valid "+
+			"SubjectPublicKeyInfo: export it again (Export-IntunePublicKey, or openssl rsa -pubout)")
 	}
 	pub, ok := key.(*rsa.PublicKey)
 	if !ok {
@@ -230,7 +232,8 @@ func parseSPKI(der []byte) (*rsa.PublicKey, error) {
 func parsePKCS1Public(der []byte) (*rsa.PublicKey, error) {
 	pub, err := x509.ParsePKCS1PublicKey(der)
 	if err != nil {
-		return nil, newError(ReasonPublicKeyInvalid, err, "the connector public key cannot be parsed as PKCS#1 (%v)", err)
+		return nil, newError(ReasonPublicKeyInvalid, err, "the connector public key is a PEM RSA PUBLIC KEY block whose content is not a "+
+			"valid PKCS#1 key: export it again (Export-IntunePublicKey, or openssl rsa -RSAPublicKey_out)")
 	}
 	return pub, nil
 }

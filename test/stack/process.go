@@ -19,8 +19,10 @@ type Process struct {
 	LogPath string
 	cmd     *exec.Cmd
 	done    chan struct{}
-	mu      sync.Mutex
-	exitErr error
+	// logStart is where this run's output begins in LogPath: a restarted process appends to its log.
+	logStart int64
+	mu       sync.Mutex
+	exitErr  error
 }
 
 // startProcess runs bin with args and env added to this process's environment. When ready is not empty it
@@ -29,6 +31,10 @@ func startProcess(name, logPath, bin string, args, env []string, ready string) (
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, "", err
+	}
+	var logStart int64
+	if info, err := logFile.Stat(); err == nil {
+		logStart = info.Size()
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -41,7 +47,7 @@ func startProcess(name, logPath, bin string, args, env []string, ready string) (
 	if err := cmd.Start(); err != nil {
 		return nil, "", fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{}), logStart: logStart}
 	lines := make(chan string, 1)
 	go func() {
 		scanner := bufio.NewScanner(stdout)
@@ -114,6 +120,15 @@ func (p *Process) Running() bool {
 func (p *Process) Log() string {
 	data, _ := os.ReadFile(p.LogPath)
 	return string(data)
+}
+
+// LogSinceStart returns what this run of the process wrote, without earlier runs' output in the same log.
+func (p *Process) LogSinceStart() string {
+	data, _ := os.ReadFile(p.LogPath)
+	if int64(len(data)) < p.logStart {
+		return ""
+	}
+	return string(data[p.logStart:])
 }
 
 // run runs a command to completion and returns its combined output.

@@ -59,6 +59,9 @@ type Options struct {
 	OperatorArgs []string
 	// NoDefaultConnection leaves out the ClusterGraphConnection "default" (config/samples brings one).
 	NoDefaultConnection bool
+	// BinDir is where the operator and graphsim are built (default: the repository's bin/). A directory
+	// of its own keeps a long run from restarting a binary another run rebuilt meanwhile.
+	BinDir string
 	// GraphsimInMemory keeps graphsim's records in memory only: it saves its whole state after every
 	// write otherwise, which dominates at thousands of records. RestartGraphsim then starts empty.
 	GraphsimInMemory bool
@@ -83,6 +86,8 @@ type Stack struct {
 	opts               Options
 	operatorKubeconfig string
 	bin                string
+	replicas           []*Replica // started by StartReplica, stopped with the stack
+	logFiles           []*os.File // of the control plane, closed by Stop
 }
 
 // Start builds the binaries and starts everything. Call Stop when done, also after an error.
@@ -94,6 +99,9 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		return nil, err
 	}
 	s = &Stack{Dir: o.Dir, opts: o, bin: filepath.Join(testutil.RepoRoot(), "bin")}
+	if o.BinDir != "" {
+		s.bin = o.BinDir
+	}
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -117,6 +125,9 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 // build compiles the operator and graphsim into bin/.
 func (s *Stack) build(ctx context.Context) error {
 	root := testutil.RepoRoot()
+	if err := os.MkdirAll(s.bin, 0o755); err != nil {
+		return err
+	}
 	if _, err := run(ctx, root, nil, "go", "build", "-o", filepath.Join(s.bin, "manager"), "."); err != nil {
 		return err
 	}
@@ -129,6 +140,30 @@ func (s *Stack) startControlPlane() error {
 	if err != nil {
 		return err
 	}
+	// etcd's data and the API server's certificates live in the stack's directory rather than in
+	// directories envtest removes on Stop, so RestartControlPlane brings back the same cluster with the
+	// same CA: every kubeconfig stays valid.
+	etcdDir, certDir := filepath.Join(s.Dir, "etcd"), filepath.Join(s.Dir, "apiserver")
+	for _, dir := range []string{etcdDir, certDir} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+	}
+	etcdLog, err := os.OpenFile(filepath.Join(s.Dir, "etcd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	apiLog, err := os.OpenFile(filepath.Join(s.Dir, "kube-apiserver.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	s.logFiles = append(s.logFiles, etcdLog, apiLog)
+	// A restart or teardown need not wait 20 s for kube-apiserver to drain watches it no longer serves, and
+	// on a busy 2-core machine a (re)start may take longer than envtest's default 20 s.
+	env.ControlPlaneStopTimeout = 5 * time.Second
+	env.ControlPlaneStartTimeout = time.Minute
+	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: etcdDir, Out: etcdLog, Err: etcdLog}
+	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir, Out: apiLog, Err: apiLog}
 	cfg, err := env.Start()
 	if err != nil {
 		return fmt.Errorf("starting the control plane: %w", err)
@@ -298,33 +333,45 @@ func (s *Stack) ConnectionSpec(secretName, keySecretName string) intunev1alpha1.
 // StartOperator starts the operator binary as the RBAC-bound identity, trusting graphsim's CA through
 // SSL_CERT_FILE like any private endpoint, and waits until it reports ready.
 func (s *Stack) StartOperator() error {
-	metrics, health, err := freePort(), freePort(), error(nil)
+	r, err := s.startOperatorProcess("operator")
+	if err != nil {
+		return err
+	}
+	s.Operator, s.MetricsURL = r.Process, r.MetricsURL
+	return nil
+}
+
+// startOperatorProcess starts one operator process logging to <name>.log, with its own metrics and
+// health ports, and waits until it reports ready (a replica waiting for the leader lease is ready too).
+func (s *Stack) startOperatorProcess(name string) (*Replica, error) {
+	metrics, health := freePort(), freePort()
 	args := append([]string{
 		"--kubeconfig", s.operatorKubeconfig,
 		"--operator-namespace", OperatorNamespace,
 		"--metrics-bind-address", metrics, "--metrics-secure=false",
 		"--health-probe-bind-address", health,
 	}, s.opts.OperatorArgs...)
-	s.Operator, _, err = startProcess("operator", filepath.Join(s.Dir, "operator.log"), filepath.Join(s.bin, "manager"),
+	p, _, err := startProcess(name, filepath.Join(s.Dir, name+".log"), filepath.Join(s.bin, "manager"),
 		args, []string{"SSL_CERT_FILE=" + s.CAFile}, "")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.MetricsURL = "http://" + metrics + "/metrics"
+	r := &Replica{Process: p, MetricsURL: "http://" + metrics + "/metrics"}
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		if res, err := http.Get("http://" + health + "/readyz"); err == nil {
 			_ = res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return nil
+				return r, nil
 			}
 		}
-		if !s.Operator.Running() {
-			return fmt.Errorf("the operator exited at start (see %s)", s.Operator.LogPath)
+		if !p.Running() {
+			return nil, fmt.Errorf("the operator exited at start (see %s)", p.LogPath)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return fmt.Errorf("the operator was not ready within a minute (see %s)", s.Operator.LogPath)
+	p.Kill()
+	return nil, fmt.Errorf("the operator was not ready within a minute (see %s)", p.LogPath)
 }
 
 // RestartOperator stops the operator and starts it again with args in place of Options.OperatorArgs.
@@ -345,10 +392,16 @@ func freePort() string {
 
 // Stop ends every process the stack started.
 func (s *Stack) Stop() {
+	for _, r := range s.replicas {
+		r.Stop()
+	}
 	s.Operator.Stop()
 	s.Graphsim.Stop()
 	if s.Env != nil {
 		_ = s.Env.Stop()
+	}
+	for _, f := range s.logFiles {
+		_ = f.Close()
 	}
 }
 

@@ -1,0 +1,81 @@
+//go:build faults
+
+package faults
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/test/graphsim"
+)
+
+// The checks the scenarios rely on must be able to fail: these feed them journals and ledgers with known
+// defects, without a cluster.
+
+func TestAnalyseThrottlingFlagsEarlyRetries(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const record = "/beta/deviceManagement/userPfxCertificates/abc-0123"
+	entry := func(at time.Duration, method, path string, status int) graphsim.Entry {
+		e := graphsim.Entry{Time: t0.Add(at), Method: method, Path: path, Status: status, TenantID: "t", ClientID: "c"}
+		if status == http.StatusTooManyRequests {
+			e.RetryAfter = 2 * time.Second
+		}
+		return e
+	}
+	journal := []graphsim.Entry{
+		entry(0, http.MethodGet, record, http.StatusTooManyRequests),
+		entry(50*time.Millisecond, http.MethodGet, "/beta/users/bob@contoso.com", http.StatusOK),    // in flight
+		entry(500*time.Millisecond, http.MethodGet, "/beta/users/carol@contoso.com", http.StatusOK), // app window
+		entry(time.Second, http.MethodGet, record, http.StatusOK),                                   // early retry
+		entry(10*time.Second, http.MethodPost, "/beta/deviceManagement/userPfxCertificates", http.StatusTooManyRequests),
+		entry(10100*time.Millisecond, http.MethodPost, "/beta/deviceManagement/userPfxCertificates", http.StatusCreated), // shared path: not judged
+		entry(20*time.Second, http.MethodPatch, record, http.StatusTooManyRequests),
+		entry(21*time.Second, http.MethodPatch, record, http.StatusOK), // after a restart: excused
+		entry(30*time.Second, http.MethodDelete, record, http.StatusTooManyRequests),
+		entry(32*time.Second, http.MethodDelete, record, http.StatusNoContent), // waited: fine
+		{Time: t0.Add(31 * time.Second), Method: http.MethodPost, Path: "/tenant/oauth2/v2.0/token", Status: http.StatusOK},
+	}
+	r := analyseThrottling(journal, []time.Time{t0.Add(20500 * time.Millisecond)})
+	if r.requests != 10 || r.throttled != 4 {
+		t.Errorf("requests %d, throttled %d; want 10 Graph requests, 4 throttled", r.requests, r.throttled)
+	}
+	if len(r.earlyRetries) != 1 || r.crossProcess != 1 {
+		t.Errorf("early retries %v, cross-process %d; want the GET 1s after its 429, and the PATCH excused", r.earlyRetries, r.crossProcess)
+	}
+	// carol's GET, the record's early GET, the second POST (100 ms after the POST's 429), the PATCH 1 s after.
+	if r.appWindow != 4 {
+		t.Errorf("requests in a same-app window: %d, want 4", r.appWindow)
+	}
+}
+
+func TestReconcileLedgerFindsDuplicatesLossesAndOrphans(t *testing.T) {
+	const userID = "f0000000-0000-4000-8000-000000000001"
+	tp := "00112233445566778899aabbccddeeff00112233"
+	id := recordID(userID, tp)
+	upfx := func(name, statusID string) intunev1alpha1.UserPfxCertificate {
+		o := intunev1alpha1.UserPfxCertificate{}
+		o.Name, o.Status.ID, o.Status.Thumbprint = name, statusID, tp
+		return o
+	}
+	want := map[string]expectation{"a": {userID, tp}, "b": {userID, "ffeeddccbbaa99887766554433221100ffeeddcc"}}
+	res := &resources{userPfx: []intunev1alpha1.UserPfxCertificate{upfx("a", id), upfx("b", "")}}
+	res.deviceState = []intunev1alpha1.ManagedDeviceCertificateState{{}}
+	res.deviceState[0].Name, res.deviceState[0].Status.ID = "d", "s1"
+	res.deviceState[0].Status.Certificate = &intunev1alpha1.CertificateFacts{Thumbprint: "AA"}
+	recs := graphsim.AdminTenantRecords{
+		UserPfxCertificates: []graphsim.AdminUserPFXCertificate{
+			{UserPFXCertificate: graphsim.UserPFXCertificate{ID: id, Thumbprint: tp}},
+			{UserPFXCertificate: graphsim.UserPFXCertificate{ID: "someone-else", Thumbprint: tp}},
+		},
+		ManagedDeviceCertificateStates: []graphsim.ManagedDeviceCertificateState{
+			{ID: "s1", CertificateThumbprint: "aa"}, {ID: "s2", CertificateThumbprint: "aa"}, {ID: "s3", CertificateThumbprint: "bb"},
+		},
+	}
+	l := reconcileLedger(res, recs, want)
+	if len(l.duplicates) != 1 || len(l.orphans) != 2 || len(l.lost) != 2 {
+		t.Errorf("duplicates %v, orphans %v, lost %v; want 1 (s2), 2 (someone-else, s3), 2 (b: no status id, no record)",
+			l.duplicates, l.orphans, l.lost)
+	}
+}
