@@ -173,8 +173,19 @@ func (c *Client) do(ctx context.Context, cl call) error {
 	var waited time.Duration
 	var waitedUntil time.Time // the end of the last Retry-After this call itself honoured
 	for attempt := 0; ; attempt++ {
-		if until := c.heldUntil(); until.After(waitedUntil) {
-			// Another call of this app was told to wait: do not send before that wait is over.
+		if write && c.limiter != nil {
+			if err := c.limiter.Wait(ctx); err != nil {
+				return fmt.Errorf("graph: %s: wait for write budget: %w", cl.op, err)
+			}
+		}
+		token, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.scope}})
+		if err != nil {
+			return fmt.Errorf("graph: %s: get token: %w", cl.op, err)
+		}
+		// Another call of this app may have been told to wait: do not send before that wait is over. Checked
+		// just before sending (this call may have queued on the write budget meanwhile), and again after each
+		// pause, since a new 429 may have extended the wait.
+		for until := c.heldUntil(); until.After(waitedUntil); until = c.heldUntil() {
 			if d := time.Until(until); d > 0 {
 				if waited+d > c.maxWait {
 					return &Error{StatusCode: http.StatusTooManyRequests, Code: "ClientThrottled", Operation: cl.op, RetryAfter: d,
@@ -186,15 +197,6 @@ func (c *Client) do(ctx context.Context, cl call) error {
 				waited += d
 			}
 			waitedUntil = until
-		}
-		if write && c.limiter != nil {
-			if err := c.limiter.Wait(ctx); err != nil {
-				return fmt.Errorf("graph: %s: wait for write budget: %w", cl.op, err)
-			}
-		}
-		token, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.scope}})
-		if err != nil {
-			return fmt.Errorf("graph: %s: get token: %w", cl.op, err)
 		}
 		res, sent, err := c.send(ctx, cl, body, token.Token)
 		if ctx.Err() != nil {
