@@ -11,8 +11,11 @@ import (
 type ProcStats struct {
 	// PeakRSS is VmHWM: the largest resident set since the process started, in bytes.
 	PeakRSS int64 `json:"peakRSSBytes"`
-	// RSS is VmRSS: the resident set now, in bytes.
-	RSS int64 `json:"rssBytes"`
+	// RSS is VmRSS: the resident set now, in bytes; RSSAnon (heap, stacks) plus RSSFile (pages of the
+	// binary and other mapped files, which the kernel can drop and read again).
+	RSS     int64 `json:"rssBytes"`
+	RSSAnon int64 `json:"rssAnonBytes"`
+	RSSFile int64 `json:"rssFileBytes"`
 	// CPUSeconds is user plus system time since the process started.
 	CPUSeconds float64 `json:"cpuSeconds"`
 }
@@ -34,19 +37,16 @@ func (p *Process) Stats() (ProcStats, error) {
 		return st, fmt.Errorf("reading the %s process status: %w", p.Name, err)
 	}
 	for _, line := range strings.Split(string(status), "\n") {
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || (name != "VmHWM" && name != "VmRSS") {
+		name, value, _ := strings.Cut(line, ":")
+		into := map[string]*int64{"VmHWM": &st.PeakRSS, "VmRSS": &st.RSS, "RssAnon": &st.RSSAnon, "RssFile": &st.RSSFile}[name]
+		if into == nil {
 			continue
 		}
 		kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
 		if err != nil {
 			return st, fmt.Errorf("parsing %s of %s: %w", name, p.Name, err)
 		}
-		if name == "VmHWM" {
-			st.PeakRSS = kib << 10
-		} else {
-			st.RSS = kib << 10
-		}
+		*into = kib << 10
 	}
 	stat, err := os.ReadFile(dir + "stat")
 	if err != nil {

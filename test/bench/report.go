@@ -1,0 +1,276 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Target sizes of the memory target (issue 8): the operator's peak RSS counts at this scale.
+const (
+	rssTargetMiB       = 120
+	rssTargetN         = 10000
+	rssTargetUnrelated = 20000
+)
+
+// results is everything a run measured; the JSON output is this struct.
+type results struct {
+	Machine  machine         `json:"machine"`
+	Command  string          `json:"command"`
+	Started  time.Time       `json:"started"`
+	Config   *config         `json:"config"`
+	Import   *importResult   `json:"import,omitempty"`
+	Steady   *steadyResult   `json:"steady,omitempty"`
+	Rotation *rotationResult `json:"rotation,omitempty"`
+	Latency  *latencyResult  `json:"latency,omitempty"`
+	Targets  []target        `json:"targets"`
+}
+
+type machine struct {
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpuModel"`
+	MemoryGiB string `json:"memoryGiB"`
+	Kernel    string `json:"kernel"`
+	Go        string `json:"go"`
+}
+
+// target is one of the issue's targets, as measured.
+type target struct {
+	Name     string `json:"name"`
+	Measured string `json:"measured"`
+	// Met is "met", "not met", or "not measured" (the run was too small or skipped the scenario).
+	Met string `json:"met"`
+}
+
+func newResults(cfg *config) *results {
+	return &results{Machine: thisMachine(), Started: time.Now().UTC().Truncate(time.Second), Config: cfg,
+		Command: "go run ./test/bench " + strings.Join(os.Args[1:], " ")}
+}
+
+func thisMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+				m.CPUModel = strings.TrimSpace(value)
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kib int64
+		if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kib); err == nil {
+			m.MemoryGiB = fmt.Sprintf("%.1f", float64(kib)/(1<<20))
+		}
+	}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(data))
+	}
+	return m
+}
+
+func (r *results) writeJSON(path string) error {
+	r.Targets = r.targets()
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the results: %w", err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing the results: %w", err)
+	}
+	return nil
+}
+
+func metText(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "not met"
+}
+
+// targets evaluates the issue's targets against what this run measured.
+func (r *results) targets() []target {
+	var out []target
+	notMeasured := func(name, why string) { out = append(out, target{Name: name, Measured: why, Met: "not measured"}) }
+	const (
+		importTime   = "import within 1.15x of the lower bound"
+		oneWrite     = "exactly 1 Graph write per new certificate"
+		throttled    = "429s under 1% of Graph requests"
+		steadyWrites = "steady state: 0 Graph writes"
+		steadyReads  = "steady state: at most 1 Graph read per certificate per resync"
+		rotation     = "rotation: 2 writes per rotated certificate (POST new + DELETE old)"
+		rss          = "operator peak RSS under 120 MiB at N=10000 with 20000 unrelated Secrets"
+		latency      = "apply-to-Ready p99 under 1 s at zero Graph latency"
+	)
+	if i := r.Import; i != nil {
+		out = append(out,
+			target{importTime, fmt.Sprintf("%.1f s = %.2fx of %.1f s", i.Seconds, i.Ratio, i.LowerBoundSeconds), metText(i.Ratio <= 1.15)},
+			target{oneWrite, fmt.Sprintf("%d writes (%d POST) for %d certificates", i.Graph.Writes, i.Graph.ByOperation["POST userPfxCertificates"], i.N),
+				metText(i.Graph.Writes == i.N && i.Graph.ByOperation["POST userPfxCertificates"] == i.N)})
+	} else {
+		notMeasured(importTime, "import not run")
+		notMeasured(oneWrite, "import not run")
+	}
+	requests, throttles := 0, 0
+	for _, g := range r.graphCounts() {
+		requests += g.Requests
+		throttles += g.Throttled
+	}
+	if requests > 0 {
+		share := float64(throttles) / float64(requests)
+		out = append(out, target{throttled, fmt.Sprintf("%d of %d (%.2f%%), all scenarios", throttles, requests, 100*share), metText(share < 0.01)})
+	} else {
+		notMeasured(throttled, "no Graph request")
+	}
+	if s := r.Steady; s != nil {
+		out = append(out,
+			target{steadyWrites, fmt.Sprintf("%d writes in %.0f s (%d resyncs)", s.Graph.Writes, s.WindowSeconds, s.Resyncs), metText(s.Graph.Writes == 0 && s.Resyncs > 0)},
+			target{steadyReads, fmt.Sprintf("mean %.2f, max %d reads per resync (%d reads, %d resyncs, %d reads of no resource)",
+				s.ReadsPerResync, s.Reads.MaxPerPass, s.Reads.Reads, s.Resyncs, s.Reads.Unattributed),
+				metText(s.Resyncs > 0 && s.Reads.MaxPerPass <= 1 && s.Reads.Unattributed == 0)})
+	} else {
+		notMeasured(steadyWrites, "steady not run")
+		notMeasured(steadyReads, "steady not run")
+	}
+	if ro := r.Rotation; ro != nil {
+		out = append(out, target{rotation, fmt.Sprintf("%.2f writes per rotated certificate; %d of %d old records left", ro.WritesPerRotated, ro.OldRecordsLeft, ro.Rotated),
+			metText(ro.Graph.Writes == 2*ro.Rotated && ro.OldRecordsLeft == 0 && ro.NewRecords == ro.Rotated)})
+	} else {
+		notMeasured(rotation, "rotation not run")
+	}
+	if peak := r.peakRSS(); peak > 0 {
+		measured := fmt.Sprintf("%.1f MiB at N=%d, %d unrelated Secrets", peak, r.Config.N, r.Config.Unrelated)
+		if r.Config.N >= rssTargetN && r.Config.Unrelated >= rssTargetUnrelated && r.Import != nil {
+			out = append(out, target{rss, measured, metText(peak < rssTargetMiB)})
+		} else {
+			out = append(out, target{rss, measured + " (smaller than the target's scale)", "not measured"})
+		}
+	} else {
+		notMeasured(rss, "no scenario measured the operator")
+	}
+	if l := r.Latency; l != nil {
+		out = append(out, target{latency, fmt.Sprintf("p99 %.3f s (p50 %.3f s, %d tries)", l.P99Seconds, l.P50Seconds, l.Tries), metText(l.P99Seconds < 1)})
+	} else {
+		notMeasured(latency, "latency not run")
+	}
+	return out
+}
+
+func (r *results) graphCounts() []graphCounts {
+	var out []graphCounts
+	if r.Import != nil {
+		out = append(out, r.Import.Graph)
+	}
+	if r.Latency != nil {
+		out = append(out, r.Latency.Graph)
+	}
+	if r.Rotation != nil {
+		out = append(out, r.Rotation.Graph)
+	}
+	if r.Steady != nil {
+		out = append(out, r.Steady.WarmUpGraph, r.Steady.Graph)
+	}
+	return out
+}
+
+// peakRSS is the largest VmHWM of the operator processes the scenarios measured.
+func (r *results) peakRSS() float64 {
+	peak := 0.0
+	if r.Import != nil {
+		peak = max(peak, r.Import.Operator.PeakRSSMiB)
+	}
+	if r.Rotation != nil {
+		peak = max(peak, r.Rotation.Operator.PeakRSSMiB)
+	}
+	if r.Steady != nil {
+		peak = max(peak, r.Steady.Operator.PeakRSSMiB)
+	}
+	return peak
+}
+
+// markdown is the results table and the targets table.
+func (r *results) markdown() string {
+	var b strings.Builder
+	c := r.Config
+	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s GiB memory, Linux %s, %s\n\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemoryGiB, r.Machine.Kernel, r.Machine.Go)
+	fmt.Fprintf(&b, "Command: `%s`\n\n", r.Command)
+	applied := ""
+	if c.UnrelatedApplied {
+		applied = " with kubectl's last-applied annotation"
+	}
+	fmt.Fprintf(&b, "Setup: N=%d, %d unrelated Secrets of %d KiB%s; graphsim latency %s, %d writes per %s per app; "+
+		"writeRequestsPer20Seconds=%d; operator --max-concurrent-reconciles=%d --kube-api-qps=%g --kube-api-burst=%d\n\n",
+		c.N, c.Unrelated, c.UnrelatedSize>>10, applied, c.Latency, c.AppWrites, c.Window, c.WriteBudget, c.Concurrency, c.KubeQPS, c.KubeBurst)
+
+	b.WriteString("| Scenario | Measure | Value |\n|---|---|---|\n")
+	row := func(scenario, measure, format string, args ...any) {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", scenario, measure, fmt.Sprintf(format, args...))
+	}
+	if i := r.Import; i != nil {
+		row("1 import", "apply → all Ready", "%.1f s for %d certificates (%d records in graphsim)", i.Seconds, i.N, i.RecordsImported)
+		row("1 import", "lower bound max(N / write rate, N × latency / concurrency)", "max(%.1f, %.1f) = %.1f s; ratio **%.2f**", i.WriteBoundSeconds, i.LatencyBoundSeconds, i.LowerBoundSeconds, i.Ratio)
+		row("1 import", "Graph requests per certificate", "%s; plus %d connection checks", perOperation(i.PerCertificate), i.Graph.ConnectionChecks)
+		row("1 import", "Kubernetes API requests per certificate", "%s", perOperation(i.Operator.kubePer(i.N)))
+		row("1 import", "429s", "%d of %d requests (%.2f%%)", i.Graph.Throttled, i.Graph.Requests, 100*i.Graph.throttledShare())
+		usageRows(row, "1 import", i.Operator, i.Reconcile)
+	}
+	if s := r.Steady; s != nil {
+		row("2 steady", "resync period; resources", "%s; %d", s.ResyncPeriod, s.Resources)
+		row("2 steady", "warm-up after restart (each resource resynced once)", "%.0f s; %s", s.WarmUpSeconds, perOperation(s.WarmUpGraph.perCertificate(s.Resources)))
+		row("2 steady", "window; resyncs", "%.0f s; %d resyncs (%.2f per resource per period)", s.WindowSeconds, s.Resyncs, s.ResyncsPerPeriod)
+		row("2 steady", "Graph writes", "%d", s.Graph.Writes)
+		row("2 steady", "Graph reads per resync (each read charged to the pass that made it)", "mean %.2f, max %d; plus %d connection checks",
+			s.ReadsPerResync, s.Reads.MaxPerPass, s.Graph.ConnectionChecks)
+		row("2 steady", "Kubernetes API requests per resync", "%s", perOperation(s.Operator.kubePer(s.Resyncs)))
+		row("2 steady", "429s", "%d of %d requests", s.Graph.Throttled, s.Graph.Requests)
+		usageRows(row, "2 steady", s.Operator, s.Reconcile)
+	}
+	if ro := r.Rotation; ro != nil {
+		row("3 rotation", "Secrets changed → all Ready with new thumbprints", "%.1f s for %d certificates (write bound %.1f s, ratio %.2f)", ro.Seconds, ro.Rotated, ro.WriteBoundSeconds, ro.Ratio)
+		row("3 rotation", "Graph requests per rotated certificate", "%s", perOperation(ro.PerRotated))
+		row("3 rotation", "writes per rotated certificate", "%.2f; graphsim: %d new records, %d old left", ro.WritesPerRotated, ro.NewRecords, ro.OldRecordsLeft)
+		row("3 rotation", "Kubernetes API requests per rotated certificate", "%s", perOperation(ro.Operator.kubePer(ro.Rotated)))
+		row("3 rotation", "429s", "%d of %d requests", ro.Graph.Throttled, ro.Graph.Requests)
+		usageRows(row, "3 rotation", ro.Operator, ro.Reconcile)
+	}
+	if l := r.Latency; l != nil {
+		row("4 latency", "create → Ready, zero Graph latency", "p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d tries, %s apart)", 1000*l.P50Seconds, 1000*l.P99Seconds, 1000*l.MaxSeconds, l.Tries, l.Spacing)
+	}
+
+	b.WriteString("\n| Target | Measured | Result |\n|---|---|---|\n")
+	for _, t := range r.targets() {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.Name, t.Measured, t.Met)
+	}
+	return b.String()
+}
+
+func usageRows(row func(string, string, string, ...any), scenario string, u operatorUsage, rec reconcileStats) {
+	row(scenario, "operator peak RSS (VmHWM) = peak anonymous + the binary's pages; Go heap in use at end; CPU",
+		"%.1f MiB ≈ %.1f + %.1f MiB; %.1f MiB; %.1f s", u.PeakRSSMiB, u.PeakRSSAnonMiB, u.RSSFileMiB, u.HeapInuseMiB, u.CPUSeconds)
+	if rec.Count == 0 {
+		row(scenario, "reconcile p50 / p99", "no reconcile")
+		return
+	}
+	row(scenario, "reconcile p50 / p99", "%.3f s / %.3f s (%d reconciles)", rec.P50Seconds, rec.P99Seconds, rec.Count)
+}
+
+// perOperation prints "POST userPfxCertificates 1.00, ..." sorted by operation.
+func perOperation(m map[string]float64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var ops []string
+	for op := range m {
+		ops = append(ops, op)
+	}
+	slices.Sort(ops)
+	parts := make([]string, len(ops))
+	for i, op := range ops {
+		parts[i] = fmt.Sprintf("%s %.2f", op, m[op])
+	}
+	return strings.Join(parts, ", ")
+}
