@@ -251,7 +251,7 @@ func TestPfxUserCertificateReportsBadInputAndUnknownRecords(t *testing.T) {
 	if !strings.Contains(cond.Message, unknown) || !strings.Contains(cond.Message, "spec.id") {
 		t.Errorf("message %q does not name the record and the field to check", cond.Message)
 	}
-	assertCalls(t, h.graphCalls(mark), "PATCH /pfxUserCertificates/"+unknown+" 404")
+	assertRepeatsOf(t, h.graphCalls(mark), "PATCH /pfxUserCertificates/"+unknown+" 404")
 	if n := len(h.sim.PfxUserCertificates(h.tenantID)); n != 1 {
 		t.Errorf("%d records, want only the seeded one", n)
 	}
