@@ -184,6 +184,8 @@ type passReads struct {
 	Reads        int `json:"reads"`
 	MaxPerPass   int `json:"maxReadsPerPass"`
 	Unattributed int `json:"unattributedReads"`
+	// Extra describes up to 10 reads made by a pass that had already read once, to see why.
+	Extra []string `json:"extraReads,omitempty"`
 }
 
 // attributeReads charges each certificate read (GET of a record or of a user) to the pass of its resource
@@ -209,6 +211,10 @@ func (t *tracker) attributeReads(entries []graphsim.Entry, from, to time.Time) p
 		}
 	}
 	perPass := map[*observed]map[time.Time]int{}
+	names := map[*observed]string{}
+	for key, st := range t.objects {
+		names[st] = key
+	}
 	for _, e := range entries {
 		st, ok := certificateRead(e, byID, byUPN)
 		if !ok {
@@ -234,6 +240,10 @@ func (t *tracker) attributeReads(entries []graphsim.Entry, from, to time.Time) p
 		}
 		perPass[st][pass]++
 		r.Reads++
+		if perPass[st][pass] > 1 && len(r.Extra) < 10 {
+			r.Extra = append(r.Extra, fmt.Sprintf("%s: pass of %s: %s %s at %s", names[st],
+				pass.Format(time.TimeOnly), e.Method, e.Path, e.Time.Format("15:04:05.000")))
+		}
 		r.MaxPerPass = max(r.MaxPerPass, perPass[st][pass])
 	}
 	return r
