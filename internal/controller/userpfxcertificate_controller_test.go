@@ -196,13 +196,7 @@ func TestUserPfxWaitsForSecretAndRecoversFromWrongPassword(t *testing.T) {
 
 func TestUserPfxRotatesWhenTheSecretChanges(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	first := h.newUser("alice@contoso.com")
-	h.pfxSecret(h.ns, "alice-pfx", first, "first-pass")
-	obj := h.userPfx("alice", "alice-pfx")
-	if err := k8sClient.Create(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
-	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonImported)
+	first, obj := h.importAlice("first-pass")
 	oldID := h.recordID("alice@contoso.com", first)
 
 	second := h.newUser("alice@contoso.com")
@@ -241,13 +235,7 @@ func keys[V any](m map[string]V) []string {
 
 func TestUserPfxPatchesOnPurposeChange(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	alice := h.newUser("alice@contoso.com")
-	h.pfxSecret(h.ns, "alice-pfx", alice, "pw")
-	obj := h.userPfx("alice", "alice-pfx")
-	if err := k8sClient.Create(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
-	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonImported)
+	_, obj := h.importAlice("pw")
 	id := obj.Status.ID
 
 	mark := h.journalMark()
@@ -306,6 +294,20 @@ func TestUserPfxAdoptsTheRecordACrashLeftBehind(t *testing.T) {
 	h.waitEvent(obj, kindUserPfxCertificate, "Adopted")
 }
 
+// importAlice imports a fresh certificate of alice from the PFX Secret "alice-pfx" as the resource "alice"
+// and waits until it is Ready.
+func (h *harness) importAlice(password string) (*testutil.UserCertificate, *intunev1alpha1.UserPfxCertificate) {
+	h.t.Helper()
+	alice := h.newUser("alice@contoso.com")
+	h.pfxSecret(h.ns, "alice-pfx", alice, password)
+	obj := h.userPfx("alice", "alice-pfx")
+	if err := k8sClient.Create(h.ctx, obj); err != nil {
+		h.t.Fatal(err)
+	}
+	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonImported)
+	return alice, obj
+}
+
 // graphClient is a client of the harness tenant, as another tool (or an earlier operator run) would use.
 func (h *harness) graphClient() *graph.Client {
 	h.t.Helper()
@@ -323,13 +325,7 @@ func (h *harness) graphClient() *graph.Client {
 
 func TestUserPfxReimportsARecordDeletedInIntune(t *testing.T) {
 	h := newHarness(t, harnessOptions{resync: 2 * time.Second})
-	alice := h.newUser("alice@contoso.com")
-	h.pfxSecret(h.ns, "alice-pfx", alice, "pw")
-	obj := h.userPfx("alice", "alice-pfx")
-	if err := k8sClient.Create(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
-	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonImported)
+	_, obj := h.importAlice("pw")
 	id := obj.Status.ID
 
 	// Resyncs of a record in sync read it and write nothing.

@@ -247,21 +247,11 @@ func (b *bench) importScenario(ctx context.Context) (*importResult, error) {
 	if err := createAll(ctx, b.kube, "UserPfxCertificates", cfg.CreateConcurrency, objs); err != nil {
 		return nil, err
 	}
-	last, err := b.tracker.waitReady(ctx, "import: Ready", want, time.Duration(3*r.LowerBoundSeconds)*time.Second+10*time.Minute)
-	if err != nil {
+	var after snapshot
+	if r.Seconds, after, r.Graph, err = b.finishPhase(ctx, "import: Ready", want, start, r.LowerBoundSeconds); err != nil {
 		return nil, err
 	}
-	r.Seconds = last.Sub(start).Seconds()
 	r.Ratio = r.Seconds / r.LowerBoundSeconds
-	time.Sleep(settle)
-
-	after, err := b.snapshot()
-	if err != nil {
-		return nil, err
-	}
-	if r.Graph, err = journalAndReset(b.s); err != nil {
-		return nil, err
-	}
 	r.PerCertificate = r.Graph.perCertificate(cfg.N)
 	r.WritesPerCert = float64(r.Graph.Writes) / float64(cfg.N)
 	r.Operator = usageSince(before, after)
@@ -411,21 +401,11 @@ func (b *bench) rotationScenario(ctx context.Context) (*rotationResult, error) {
 	if err := updateAll(ctx, b.kube, cfg.CreateConcurrency, updated); err != nil {
 		return nil, err
 	}
-	last, err := b.tracker.waitReady(ctx, "rotation: Ready with the new thumbprint", want, time.Duration(3*r.WriteBoundSeconds)*time.Second+10*time.Minute)
-	if err != nil {
+	var after snapshot
+	if r.Seconds, after, r.Graph, err = b.finishPhase(ctx, "rotation: Ready with the new thumbprint", want, start, r.WriteBoundSeconds); err != nil {
 		return nil, err
 	}
-	r.Seconds = last.Sub(start).Seconds()
 	r.Ratio = r.Seconds / r.WriteBoundSeconds
-	time.Sleep(settle)
-
-	after, err := b.snapshot()
-	if err != nil {
-		return nil, err
-	}
-	if r.Graph, err = journalAndReset(b.s); err != nil {
-		return nil, err
-	}
 	r.PerRotated = r.Graph.perCertificate(m)
 	r.WritesPerRotated = float64(r.Graph.Writes) / float64(m)
 	r.Operator = usageSince(before, after)
@@ -567,4 +547,22 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-time.After(d):
 		return nil
 	}
+}
+
+// finishPhase waits until every resource in want is Ready with its thumbprint (bounded by three times the
+// phase's lower bound plus ten minutes), lets in-flight work settle, and returns the seconds since start,
+// the operator's stats and the phase's Graph journal (which it resets for the next phase).
+func (b *bench) finishPhase(ctx context.Context, what string, want map[string]string, start time.Time, boundSeconds float64) (float64, snapshot, graphCounts, error) {
+	last, err := b.tracker.waitReady(ctx, what, want, time.Duration(3*boundSeconds)*time.Second+10*time.Minute)
+	if err != nil {
+		return 0, snapshot{}, graphCounts{}, err
+	}
+	seconds := last.Sub(start).Seconds()
+	time.Sleep(settle)
+	after, err := b.snapshot()
+	if err != nil {
+		return 0, snapshot{}, graphCounts{}, err
+	}
+	counts, err := journalAndReset(b.s)
+	return seconds, after, counts, err
 }
