@@ -8,22 +8,18 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
 	"github.com/certops/intune-cert-operator/internal/controller"
+	"github.com/certops/intune-cert-operator/internal/metricsauth"
 	"github.com/certops/intune-cert-operator/internal/version"
 )
 
@@ -34,6 +30,7 @@ func main() {
 		metricsAddr       string
 		metricsSecure     bool
 		probeAddr         string
+		pprofAddr         string
 		leaderElect       bool
 		watchNamespace    string
 		operatorNamespace string
@@ -45,6 +42,7 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443; 0 disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS behind Kubernetes authentication and authorization.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health probes bind to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address Go's profiler (/debug/pprof) binds to, e.g. 127.0.0.1:6060; 0 disables it. It has no authentication.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so only one replica reconciles at a time.")
 	flag.StringVar(&watchNamespace, "namespace", "", "Watch only this namespace (default: all namespaces).")
 	flag.StringVar(&operatorNamespace, "operator-namespace", "", "Namespace of the Secrets of ClusterGraphConnections (default: the pod's namespace, else "+defaultOperatorNamespace+").")
@@ -66,20 +64,16 @@ func main() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(intunev1alpha1.AddToScheme(scheme))
 
-	cacheOpts := cache.Options{
-		// Nothing reads managedFields from the cache; they are a large share of every cached object.
-		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: {Transform: secretMetadataOnly}},
-	}
+	cacheOpts := controller.CacheOptions()
 	if watchNamespace != "" {
 		// The operator namespace stays visible for the Secrets of ClusterGraphConnections.
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{watchNamespace: {}, operatorNamespace: {}}
+		cacheOpts = controller.CacheOptions(watchNamespace, operatorNamespace)
 	}
 	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: metricsSecure,
 		// HTTP/2 is off: it is exposed to the HTTP/2 Rapid Reset and Stream Cancellation CVEs.
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}}
 	if metricsSecure {
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.FilterProvider = metricsauth.Filter
 	}
 
 	restConfig := ctrl.GetConfigOrDie()
@@ -90,6 +84,7 @@ func main() {
 		Cache:                         cacheOpts,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,
+		PprofBindAddress:              pprofAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "intune-cert-operator.certops.dev",
 		LeaderElectionNamespace:       operatorNamespace,
@@ -116,18 +111,6 @@ func main() {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}
-}
-
-// secretMetadataOnly trims the Secrets the operator watches (metadata-only, to map a change to the resources
-// reading it) to what that needs: name, namespace, uid and resourceVersion. Clusters hold tens of thousands of
-// Secrets, and their annotations can hold the data itself (kubectl's last-applied-configuration).
-func secretMetadataOnly(in any) (any, error) {
-	if obj, err := meta.Accessor(in); err == nil {
-		obj.SetManagedFields(nil)
-		obj.SetAnnotations(nil)
-		obj.SetLabels(nil)
-	}
-	return in, nil
 }
 
 // podNamespace is the namespace the operator runs in, from the service account mount, else the default.

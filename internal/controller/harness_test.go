@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -114,7 +113,7 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 		Scheme:                 testutil.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}, h.ns2: {}, h.operatorNS: {}}},
+		Cache:                  CacheOptions(h.ns, h.ns2, h.operatorNS), // the operator's own, trimmed as in production
 		Controller:             config.Controller{SkipNameValidation: ptr(true)},
 		Logger:                 testLogger,
 	})

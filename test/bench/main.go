@@ -39,6 +39,7 @@ type config struct {
 	Tries             int           `json:"latencyTries"`
 	Scenarios         []string      `json:"scenarios"`
 	CreateConcurrency int           `json:"createConcurrency"`
+	Pprof             string        `json:"-"`
 	Quick             bool          `json:"quick"`
 	JSONPath          string        `json:"-"`
 	Dir               string        `json:"-"`
@@ -90,6 +91,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.SteadyCycles, "steady-cycles", 3, "resync periods the steady-state scenario measures (after one to warm up)")
 	fs.Float64Var(&c.RotateFraction, "rotate", 0.1, "fraction of the PFX Secrets the rotation scenario replaces")
 	fs.IntVar(&c.Tries, "tries", 50, "single-certificate creations the latency scenario times")
+	fs.StringVar(&c.Pprof, "pprof", "", "address the operator serves Go's profiler on (--pprof-bind-address), e.g. 127.0.0.1:6060, to take heap profiles during a run")
 	fs.IntVar(&c.CreateConcurrency, "create-concurrency", 16, "parallel API requests the benchmark itself makes to create objects")
 	fs.BoolVar(&c.Quick, "quick", false, "a short run: N=100, 2000 unrelated Secrets, 200 writes per 20 s, 2 steady cycles (flags given explicitly still win)")
 	fs.StringVar(&c.JSONPath, "json", "bench-results.json", "where to write the results as JSON")

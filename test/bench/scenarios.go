@@ -143,12 +143,16 @@ func (b *bench) restartOperator(resync time.Duration) error {
 
 // operatorArgs are the tuning flags of the run, with the given resync period.
 func (c *config) operatorArgs(resync time.Duration) []string {
-	return []string{
+	args := []string{
 		"--max-concurrent-reconciles", fmt.Sprint(c.Concurrency),
 		"--kube-api-qps", fmt.Sprint(c.KubeQPS),
 		"--kube-api-burst", fmt.Sprint(c.KubeBurst),
 		"--resync-period", resync.String(),
 	}
+	if c.Pprof != "" {
+		args = append(args, "--pprof-bind-address", c.Pprof)
+	}
+	return args
 }
 
 // createConnection creates the ClusterGraphConnection "default" with the run's write budget and waits
