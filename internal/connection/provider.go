@@ -290,7 +290,8 @@ func (p *Provider) loadCredentialSecret(ctx context.Context, namespace string, c
 	if cred.Type == intunev1alpha1.CredentialClientCertificate {
 		defaultKey = "tls.pem"
 	}
-	value, err := ReadSecretKey(ctx, p.Live, namespace, cred.SecretRef.Name, cred.SecretRef.Key, defaultKey)
+	secrets := NewSecretReader(p.Live, namespace)
+	value, err := secrets.Key(ctx, cred.SecretRef.Name, cred.SecretRef.Key, defaultKey)
 	if err != nil {
 		return err
 	}
@@ -304,7 +305,7 @@ func (p *Provider) loadCredentialSecret(ctx context.Context, namespace string, c
 			if name == "" {
 				name = cred.SecretRef.Name
 			}
-			password, err := ReadSecretKey(ctx, p.Live, namespace, name, pw.Key, "password")
+			password, err := secrets.Key(ctx, name, pw.Key, "password")
 			if err != nil {
 				return err
 			}
@@ -316,21 +317,42 @@ func (p *Provider) loadCredentialSecret(ctx context.Context, namespace string, c
 
 // ReadSecretKey reads one key of a Secret live from the API server, with errors that name the Secret and key.
 func ReadSecretKey(ctx context.Context, live client.Reader, namespace, name, key, defaultKey string) ([]byte, error) {
+	return NewSecretReader(live, namespace).Key(ctx, name, key, defaultKey)
+}
+
+// SecretReader reads keys of Secrets in one namespace live from the API server, each Secret once: a
+// certificate and its password are usually two keys of one Secret, and one read is one request.
+type SecretReader struct {
+	live      client.Reader
+	namespace string
+	read      map[string]*corev1.Secret
+}
+
+func NewSecretReader(live client.Reader, namespace string) *SecretReader {
+	return &SecretReader{live: live, namespace: namespace, read: map[string]*corev1.Secret{}}
+}
+
+// Key is the value of key (defaultKey when key is empty) in the Secret name, with errors that name both.
+func (r *SecretReader) Key(ctx context.Context, name, key, defaultKey string) ([]byte, error) {
 	if key == "" {
 		key = defaultKey
 	}
-	secret := &corev1.Secret{}
-	if err := live.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, &Error{Reason: intunev1alpha1.ReasonSecretNotFound,
-				Message: fmt.Sprintf("Secret %q does not exist in namespace %q", name, namespace)}
+	secret, ok := r.read[name]
+	if !ok {
+		secret = &corev1.Secret{}
+		if err := r.live.Get(ctx, types.NamespacedName{Namespace: r.namespace, Name: name}, secret); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, &Error{Reason: intunev1alpha1.ReasonSecretNotFound,
+					Message: fmt.Sprintf("Secret %q does not exist in namespace %q", name, r.namespace)}
+			}
+			return nil, fmt.Errorf("failed to read Secret %s/%s: %w", r.namespace, name, err)
 		}
-		return nil, fmt.Errorf("failed to read Secret %s/%s: %w", namespace, name, err)
+		r.read[name] = secret
 	}
 	value, ok := secret.Data[key]
 	if !ok || len(value) == 0 {
 		return nil, &Error{Reason: intunev1alpha1.ReasonSecretKeyMissing,
-			Message: fmt.Sprintf("Secret %q in namespace %q has no key %q", name, namespace, key)}
+			Message: fmt.Sprintf("Secret %q in namespace %q has no key %q", name, r.namespace, key)}
 	}
 	return value, nil
 }

@@ -147,13 +147,14 @@ func (r *ManagedDeviceCertificateStateReconciler) certificateFacts(ctx context.C
 	facts := &intunev1alpha1.CertificateFacts{}
 	usage := intunev1alpha1.CertificateKeyUsage("digitalSignature")
 	if ref := obj.Spec.CertificateSecretRef; ref != nil {
-		data, err := connection.ReadSecretKey(ctx, r.Live, obj.Namespace, ref.Name, ref.Key, "tls.crt")
+		secrets := connection.NewSecretReader(r.Live, obj.Namespace)
+		data, err := secrets.Key(ctx, ref.Name, ref.Key, "tls.crt")
 		if err != nil {
 			return nil, "", err
 		}
 		var password []byte
 		if ref.PasswordKey != "" {
-			if password, err = connection.ReadSecretKey(ctx, r.Live, obj.Namespace, ref.Name, ref.PasswordKey, ""); err != nil {
+			if password, err = secrets.Key(ctx, ref.Name, ref.PasswordKey, ""); err != nil {
 				return nil, "", err
 			}
 		}

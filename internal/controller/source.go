@@ -38,7 +38,8 @@ func readMaterial(ctx context.Context, live client.Reader, namespace string, src
 	var m *material
 	switch {
 	case src.Pfx != nil:
-		data, err := connection.ReadSecretKey(ctx, live, namespace, src.Pfx.SecretRef.Name, src.Pfx.SecretRef.Key, "pfx")
+		secrets := connection.NewSecretReader(live, namespace)
+		data, err := secrets.Key(ctx, src.Pfx.SecretRef.Name, src.Pfx.SecretRef.Key, "pfx")
 		if err != nil {
 			return nil, err
 		}
@@ -49,7 +50,7 @@ func readMaterial(ctx context.Context, live client.Reader, namespace string, src
 			}
 			pwKey = ref.Key
 		}
-		password, err := connection.ReadSecretKey(ctx, live, namespace, pwName, pwKey, "password")
+		password, err := secrets.Key(ctx, pwName, pwKey, "password")
 		if err != nil {
 			return nil, err
 		}

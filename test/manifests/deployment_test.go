@@ -73,7 +73,7 @@ func TestManagerIsHardened(t *testing.T) {
 
 			for name, want := range map[corev1.ResourceName][2]string{
 				corev1.ResourceCPU:    {"50m", "500m"},
-				corev1.ResourceMemory: {"64Mi", "256Mi"},
+				corev1.ResourceMemory: {"80Mi", "256Mi"},
 			} {
 				request, limit := c.Resources.Requests[name], c.Resources.Limits[name]
 				if !request.Equal(resource.MustParse(want[0])) || !limit.Equal(resource.MustParse(want[1])) {
@@ -97,6 +97,9 @@ func TestManagerIsHardened(t *testing.T) {
 			}
 			if !podNamespaceFromDownwardAPI(c.Env) {
 				t.Errorf("env POD_NAMESPACE does not come from metadata.namespace: %+v", c.Env)
+			}
+			if !memoryLimitFollowsRequest(c.Env) {
+				t.Errorf("env GOMEMLIMIT does not come from requests.memory: %+v", c.Env)
 			}
 
 			for _, probe := range []struct {
@@ -123,6 +126,18 @@ func podNamespaceFromDownwardAPI(env []corev1.EnvVar) bool {
 		if e.Name == "POD_NAMESPACE" {
 			return e.Value == "" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil &&
 				e.ValueFrom.FieldRef.FieldPath == "metadata.namespace"
+		}
+	}
+	return false
+}
+
+// memoryLimitFollowsRequest: env GOMEMLIMIT is the container's memory request in bytes (docs/performance.md).
+func memoryLimitFollowsRequest(env []corev1.EnvVar) bool {
+	for _, e := range env {
+		if e.Name == "GOMEMLIMIT" {
+			ref := e.ValueFrom
+			return e.Value == "" && ref != nil && ref.ResourceFieldRef != nil && ref.ResourceFieldRef.Resource == "requests.memory" &&
+				(ref.ResourceFieldRef.Divisor.IsZero() || ref.ResourceFieldRef.Divisor.Value() == 1)
 		}
 	}
 	return false

@@ -351,8 +351,12 @@ func (s *Stack) startOperatorProcess(name string) (*Replica, error) {
 		"--metrics-bind-address", metrics, "--metrics-secure=false",
 		"--health-probe-bind-address", health,
 	}, s.opts.OperatorArgs...)
+	env, err := deploymentEnv(testutil.RepoRoot())
+	if err != nil {
+		return nil, err
+	}
 	p, _, err := startProcess(name, filepath.Join(s.Dir, name+".log"), filepath.Join(s.bin, "manager"),
-		args, []string{"SSL_CERT_FILE=" + s.CAFile}, "")
+		args, append(env, "SSL_CERT_FILE="+s.CAFile), "")
 	if err != nil {
 		return nil, err
 	}
