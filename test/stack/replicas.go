@@ -11,13 +11,13 @@ type Replica struct {
 	MetricsURL string
 }
 
-// StartReplica starts another operator process with the same identity and Options.OperatorArgs, logging to
-// <name>.log in the stack's directory. The stack stops it with everything else.
-func (s *Stack) StartReplica(name string) (*Replica, error) {
+// StartReplica starts another operator process with the same identity and Options.OperatorArgs (then
+// extraArgs), logging to <name>.log in the stack's directory. The stack stops it with everything else.
+func (s *Stack) StartReplica(name string, extraArgs ...string) (*Replica, error) {
 	if name == "operator" {
 		return nil, fmt.Errorf("replica name %q is the primary operator's", name)
 	}
-	r, err := s.startOperatorProcess(name)
+	r, err := s.startOperatorProcess(name, extraArgs...)
 	if err != nil {
 		return nil, err
 	}

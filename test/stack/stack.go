@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -209,6 +210,18 @@ func (s *Stack) bindOperatorRBAC(ctx context.Context) error {
 		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}, Subjects: subject}); err != nil {
 		return err
 	}
+	// The metrics endpoint's reviews of its scrapers (tokenreviews, subjectaccessreviews).
+	metricsAuth := &rbacv1.ClusterRole{}
+	if err := readYAML(filepath.Join(testutil.RepoRoot(), "config", "rbac", "metrics_auth_role.yaml"), metricsAuth); err != nil {
+		return err
+	}
+	if err := s.Client.Create(ctx, metricsAuth); err != nil {
+		return err
+	}
+	if err := s.Client.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "metrics-auth-rolebinding"},
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: metricsAuth.Name}, Subjects: subject}); err != nil {
+		return err
+	}
 	election := &rbacv1.Role{}
 	if err := readYAML(filepath.Join(testutil.RepoRoot(), "config", "rbac", "leader_election_role.yaml"), election); err != nil {
 		if os.IsNotExist(err) {
@@ -343,14 +356,23 @@ func (s *Stack) StartOperator() error {
 
 // startOperatorProcess starts one operator process logging to <name>.log, with its own metrics and
 // health ports, and waits until it reports ready (a replica waiting for the leader lease is ready too).
-func (s *Stack) startOperatorProcess(name string) (*Replica, error) {
+func (s *Stack) startOperatorProcess(name string, extraArgs ...string) (*Replica, error) {
 	metrics, health := freePort(), freePort()
 	args := append([]string{
 		"--kubeconfig", s.operatorKubeconfig,
 		"--operator-namespace", OperatorNamespace,
 		"--metrics-bind-address", metrics, "--metrics-secure=false",
 		"--health-probe-bind-address", health,
-	}, s.opts.OperatorArgs...)
+	}, append(slices.Clone(s.opts.OperatorArgs), extraArgs...)...)
+	scheme := "http" // the last --metrics-secure wins
+	for _, a := range args {
+		switch a {
+		case "--metrics-secure=false":
+			scheme = "http"
+		case "--metrics-secure", "--metrics-secure=true":
+			scheme = "https"
+		}
+	}
 	env, err := deploymentEnv(testutil.RepoRoot())
 	if err != nil {
 		return nil, err
@@ -360,7 +382,7 @@ func (s *Stack) startOperatorProcess(name string) (*Replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Replica{Process: p, MetricsURL: "http://" + metrics + "/metrics"}
+	r := &Replica{Process: p, MetricsURL: scheme + "://" + metrics + "/metrics"}
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		if res, err := http.Get("http://" + health + "/readyz"); err == nil {
