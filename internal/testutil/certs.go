@@ -3,9 +3,11 @@ package testutil
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"encoding/pem"
 	"math/big"
 	"time"
@@ -25,12 +27,19 @@ var (
 )
 
 // NewUserCertificate issues a self-signed S/MIME-style certificate for upn (SAN otherName UPN and email)
-// valid from notBefore to notAfter, with a 2048-bit RSA key.
+// valid from notBefore to notAfter, with a new 2048-bit RSA key.
 func NewUserCertificate(upn string, notBefore, notAfter time.Time) (*UserCertificate, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
 	}
+	return IssueUserCertificate(key, upn, notBefore, notAfter)
+}
+
+// IssueUserCertificate is NewUserCertificate with a given key. Tests at scale certify one key many times:
+// each certificate has a fresh serial, so every thumbprint differs, and generating a 2048-bit key per
+// certificate would take minutes at N=10000 and change nothing the operator does.
+func IssueUserCertificate(key *rsa.PrivateKey, upn string, notBefore, notAfter time.Time) (*UserCertificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
 	if err != nil {
 		return nil, err
@@ -86,6 +95,12 @@ func upnSAN(upn string) ([]byte, error) {
 // PFX encodes the certificate and key as a PKCS#12 file protected by password.
 func (u *UserCertificate) PFX(password string) ([]byte, error) {
 	return pkcs12.Modern.Encode(u.Key, u.Cert, nil, password)
+}
+
+// Thumbprint is the certificate's SHA-1 thumbprint in lowercase hex, as Intune reports it.
+func (u *UserCertificate) Thumbprint() string {
+	sum := sha1.Sum(u.Cert.Raw)
+	return hex.EncodeToString(sum[:])
 }
 
 // CertPEM and KeyPEM are what a kubernetes.io/tls Secret holds.

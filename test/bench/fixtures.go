@@ -4,13 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"runtime"
 	"time"
 
@@ -18,9 +13,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/testutil"
 	"github.com/certops/intune-cert-operator/test/graphsim"
 )
 
@@ -33,9 +28,7 @@ const (
 	pfxPassword = "Bench-Pa55word!"
 )
 
-// issuer makes user certificates fast: one RSA key signs and is certified by every certificate (each is
-// self-signed with a fresh serial, so every thumbprint differs). Generating a 2048-bit key per
-// certificate would take minutes at N=10000 and change nothing the operator does.
+// issuer makes user certificates fast (testutil.IssueUserCertificate): one RSA key for all of them.
 type issuer struct {
 	key *rsa.PrivateKey
 	now time.Time
@@ -49,36 +42,16 @@ func newIssuer() (*issuer, error) {
 	return &issuer{key: key, now: time.Now()}, nil
 }
 
-// pfx issues a certificate for upn (email SAN, which the operator takes as the UPN) and returns it as
-// a PFX with its lowercase hex SHA-1 thumbprint.
+// pfx issues a certificate for upn and returns it as a PFX with its thumbprint.
 func (is *issuer) pfx(upn string) (data []byte, thumbprint string, err error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
-	if err != nil {
-		return nil, "", err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:   serial,
-		Subject:        pkix.Name{CommonName: upn, Organization: []string{"Contoso"}},
-		NotBefore:      is.now.Add(-time.Hour),
-		NotAfter:       is.now.AddDate(1, 0, 0),
-		KeyUsage:       x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-		EmailAddresses: []string{upn},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &is.key.PublicKey, is.key)
+	c, err := testutil.IssueUserCertificate(is.key, upn, is.now.Add(-time.Hour), is.now.AddDate(1, 0, 0))
 	if err != nil {
 		return nil, "", fmt.Errorf("issuing a certificate for %s: %w", upn, err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, "", err
-	}
-	data, err = pkcs12.Modern.Encode(is.key, cert, nil, pfxPassword)
-	if err != nil {
+	if data, err = c.PFX(pfxPassword); err != nil {
 		return nil, "", fmt.Errorf("encoding the PFX of %s: %w", upn, err)
 	}
-	sum := sha1.Sum(der)
-	return data, hex.EncodeToString(sum[:]), nil
+	return data, c.Thumbprint(), nil
 }
 
 // certificate is one generated UserPfxCertificate with its Secret and user.

@@ -159,7 +159,7 @@ func TestBadInput(t *testing.T) {
 			resource := c.checks[len(c.checks)-1]
 			waitReady(t, s, resource)
 			id := kubectlJSONPath(t, s, resource, "{.status.id}")
-			if want := thumbprint(c.want); !strings.HasSuffix(id, want) {
+			if want := c.want.Thumbprint(); !strings.HasSuffix(id, want) {
 				t.Errorf("%s: status id %q does not end with the fixed certificate's thumbprint %s", c.name, id, want)
 			}
 		}

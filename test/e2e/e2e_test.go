@@ -91,7 +91,7 @@ func TestOperatorEndToEnd(t *testing.T) {
 		manifest := fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: alice-pfx, namespace: %s}\ndata: {pfx: %s, password: %s}\n",
 			ns, base64.StdEncoding.EncodeToString(data), base64.StdEncoding.EncodeToString([]byte("Rotated-Pa55")))
 		kubectl("apply", "-f", writeFile(t, "secret.yaml", manifest))
-		want := thumbprint(next)
+		want := next.Thumbprint()
 		waitFor(t, "the new thumbprint in status", func() error {
 			got := kubectl("get", "userpfxcertificate", "alice-smime", "-n", ns, "-o", "jsonpath={.status.thumbprint}")
 			if got != want {
@@ -178,7 +178,7 @@ stringData: {pfx: "this is not a PFX", password: Garbage-Pa55}
 		if throttled == 0 {
 			t.Error("graphsim throttled nothing: the throttling part proved nothing")
 		}
-		if n := userPfxThumbprints(t, s)[thumbprint(carol)]; !n {
+		if n := userPfxThumbprints(t, s)[carol.Thumbprint()]; !n {
 			t.Error("bob-vpn's record is not in Intune")
 		}
 

@@ -6,13 +6,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"strings"
 	"time"
 
@@ -20,9 +15,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/testutil"
 	"github.com/certops/intune-cert-operator/test/graphsim"
 	"github.com/certops/intune-cert-operator/test/stack"
 )
@@ -99,44 +94,16 @@ func newFixtures(ctx context.Context, n int) (*fixtures, error) {
 }
 
 func issueCert(key *rsa.PrivateKey, u graphsim.User, password string) (*cert, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
-	if err != nil {
-		return nil, err
-	}
 	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:   serial,
-		Subject:        pkix.Name{CommonName: u.UserPrincipalName, Organization: []string{"Contoso"}},
-		NotBefore:      now.Add(-time.Hour),
-		NotAfter:       now.AddDate(1, 0, 0),
-		KeyUsage:       x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-		EmailAddresses: []string{u.UserPrincipalName},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	c, err := testutil.IssueUserCertificate(key, u.UserPrincipalName, now.Add(-time.Hour), now.AddDate(1, 0, 0))
 	if err != nil {
 		return nil, fmt.Errorf("issuing a certificate for %s: %w", u.UserPrincipalName, err)
 	}
-	parsed, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	data, err := pkcs12.Modern.Encode(key, parsed, nil, password)
+	data, err := c.PFX(password)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the PFX of %s: %w", u.UserPrincipalName, err)
 	}
-	return &cert{
-		user:       u,
-		certPEM:    pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:     pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
-		pfx:        data,
-		thumbprint: thumbprintOf(der),
-	}, nil
-}
-
-func thumbprintOf(der []byte) string {
-	sum := sha1.Sum(der)
-	return hex.EncodeToString(sum[:])
+	return &cert{user: u, certPEM: c.CertPEM(), keyPEM: c.KeyPEM(), pfx: data, thumbprint: c.Thumbprint()}, nil
 }
 
 // recordID is the id Intune gives a userPFXCertificate: {userObjectIdWithoutDashes}-{thumbprint}.

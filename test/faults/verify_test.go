@@ -227,8 +227,8 @@ func containsFold(list []string, s string) bool {
 // userPfxExpectations maps every UserPfxCertificate the scenario creates to its user and certificate.
 func userPfxExpectations(fx *fixtures, m *stack.SampleMaterial) map[string]expectation {
 	want := map[string]expectation{
-		"alice-smime": {stack.AliceID, thumbprintOf(m.Alice.Cert.Raw)},
-		"bob-wifi":    {stack.BobID, thumbprintOf(m.Bob.Cert.Raw)},
+		"alice-smime": {stack.AliceID, m.Alice.Thumbprint()},
+		"bob-wifi":    {stack.BobID, m.Bob.Thumbprint()},
 	}
 	for i, c := range fx.certs {
 		want[fmt.Sprintf("cert-%05d", i)] = expectation{c.user.ID, c.thumbprint}

@@ -199,28 +199,19 @@ func (s *Stack) bindOperatorRBAC(ctx context.Context) error {
 		return err
 	}
 	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: OperatorUser}}
-	role := &rbacv1.ClusterRole{}
-	if err := readYAML(filepath.Join(testutil.RepoRoot(), "config", "rbac", "role.yaml"), role); err != nil {
-		return err
-	}
-	if err := s.Client.Create(ctx, role); err != nil {
-		return err
-	}
-	if err := s.Client.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "manager-rolebinding"},
-		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}, Subjects: subject}); err != nil {
-		return err
-	}
-	// The metrics endpoint's reviews of its scrapers (tokenreviews, subjectaccessreviews).
-	metricsAuth := &rbacv1.ClusterRole{}
-	if err := readYAML(filepath.Join(testutil.RepoRoot(), "config", "rbac", "metrics_auth_role.yaml"), metricsAuth); err != nil {
-		return err
-	}
-	if err := s.Client.Create(ctx, metricsAuth); err != nil {
-		return err
-	}
-	if err := s.Client.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "metrics-auth-rolebinding"},
-		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: metricsAuth.Name}, Subjects: subject}); err != nil {
-		return err
+	// The controllers' role, and the metrics endpoint's reviews of its scrapers.
+	for _, file := range []string{"role.yaml", "metrics_auth_role.yaml"} {
+		role := &rbacv1.ClusterRole{}
+		if err := readYAML(filepath.Join(testutil.RepoRoot(), "config", "rbac", file), role); err != nil {
+			return err
+		}
+		if err := s.Client.Create(ctx, role); err != nil {
+			return err
+		}
+		if err := s.Client.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name + "-binding"},
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}, Subjects: subject}); err != nil {
+			return err
+		}
 	}
 	election := &rbacv1.Role{}
 	if err := readYAML(filepath.Join(testutil.RepoRoot(), "config", "rbac", "leader_election_role.yaml"), election); err != nil {
