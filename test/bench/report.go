@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/certops/intune-cert-operator/internal/testutil"
+	"github.com/certops/intune-cert-operator/test/stack"
 )
 
 // Target sizes of the memory target (issue 8): the operator's peak RSS counts at this scale.
@@ -19,15 +22,17 @@ const (
 
 // results is everything a run measured; the JSON output is this struct.
 type results struct {
-	Machine  machine         `json:"machine"`
-	Command  string          `json:"command"`
-	Started  time.Time       `json:"started"`
-	Config   *config         `json:"config"`
-	Import   *importResult   `json:"import,omitempty"`
-	Steady   *steadyResult   `json:"steady,omitempty"`
-	Rotation *rotationResult `json:"rotation,omitempty"`
-	Latency  *latencyResult  `json:"latency,omitempty"`
-	Targets  []target        `json:"targets"`
+	Machine machine   `json:"machine"`
+	Command string    `json:"command"`
+	Started time.Time `json:"started"`
+	Config  *config   `json:"config"`
+	// OperatorEnv is what config/manager/manager.yaml gives the operator (GOMEMLIMIT), as the stack runs it.
+	OperatorEnv []string        `json:"operatorEnv"`
+	Import      *importResult   `json:"import,omitempty"`
+	Steady      *steadyResult   `json:"steady,omitempty"`
+	Rotation    *rotationResult `json:"rotation,omitempty"`
+	Latency     *latencyResult  `json:"latency,omitempty"`
+	Targets     []target        `json:"targets"`
 }
 
 type machine struct {
@@ -47,7 +52,8 @@ type target struct {
 }
 
 func newResults(cfg *config) *results {
-	return &results{Machine: thisMachine(), Started: time.Now().UTC().Truncate(time.Second), Config: cfg,
+	env, _ := stack.DeploymentEnv(testutil.RepoRoot()) // the stack fails the run if it cannot read it
+	return &results{Machine: thisMachine(), Started: time.Now().UTC().Truncate(time.Second), Config: cfg, OperatorEnv: env,
 		Command: "go run ./test/bench " + strings.Join(os.Args[1:], " ")}
 }
 
@@ -203,8 +209,10 @@ func (r *results) markdown() string {
 		applied = " with kubectl's last-applied annotation"
 	}
 	fmt.Fprintf(&b, "Setup: N=%d, %d unrelated Secrets of %d KiB%s; graphsim latency %s, %d writes per %s per app; "+
-		"writeRequestsPer20Seconds=%d; operator --max-concurrent-reconciles=%d --kube-api-qps=%g --kube-api-burst=%d\n\n",
-		c.N, c.Unrelated, c.UnrelatedSize>>10, applied, c.Latency, c.AppWrites, c.Window, c.WriteBudget, c.Concurrency, c.KubeQPS, c.KubeBurst)
+		"writeRequestsPer20Seconds=%d; operator --max-concurrent-reconciles=%d --kube-api-qps=%g --kube-api-burst=%d, "+
+		"environment from config/manager/manager.yaml: %s\n\n",
+		c.N, c.Unrelated, c.UnrelatedSize>>10, applied, c.Latency, c.AppWrites, c.Window, c.WriteBudget, c.Concurrency, c.KubeQPS, c.KubeBurst,
+		strings.Join(r.OperatorEnv, " "))
 
 	b.WriteString("| Scenario | Measure | Value |\n|---|---|---|\n")
 	row := func(scenario, measure, format string, args ...any) {

@@ -14,11 +14,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// deploymentEnv is the environment config/manager/manager.yaml gives the manager container, as far as a
+// DeploymentEnv is the environment config/manager/manager.yaml gives the manager container, as far as a
 // process outside a pod can have it: plain values, and resourceFieldRefs resolved against the container's
 // own resources (GOMEMLIMIT follows requests.memory). Fields of the pod (POD_NAMESPACE) are left out: the
 // stack passes the namespace as a flag. So the operator runs here with the memory settings it is deployed with.
-func deploymentEnv(root string) ([]string, error) {
+func DeploymentEnv(root string) ([]string, error) {
 	path := filepath.Join(root, "config", "manager", "manager.yaml")
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -40,7 +40,7 @@ func TestContainerEnv(t *testing.T) {
 
 // The repository's manifest gives the operator a GOMEMLIMIT.
 func TestDeploymentEnv(t *testing.T) {
-	env, err := deploymentEnv("../..")
+	env, err := DeploymentEnv("../..")
 	if err != nil {
 		t.Fatal(err)
 	}

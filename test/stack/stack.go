@@ -364,7 +364,7 @@ func (s *Stack) startOperatorProcess(name string, extraArgs ...string) (*Replica
 			scheme = "https"
 		}
 	}
-	env, err := deploymentEnv(testutil.RepoRoot())
+	env, err := DeploymentEnv(testutil.RepoRoot())
 	if err != nil {
 		return nil, err
 	}
