@@ -18,6 +18,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // config is every knob of a run; the JSON output repeats it.
@@ -49,6 +52,8 @@ type config struct {
 var allScenarios = []string{"import", "latency", "rotation", "steady"}
 
 func main() {
+	// The benchmark's own clients log nothing: a watch that ends and restarts is client-go's business.
+	ctrllog.SetLogger(logr.Discard())
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
