@@ -198,6 +198,14 @@ func (r *results) peakRSS() float64 {
 	return peak
 }
 
+// connectionChecks counts the ClusterGraphConnection's health reads, which belong to no certificate.
+func connectionChecks(n int) string {
+	if n == 1 {
+		return "1 connection check"
+	}
+	return fmt.Sprintf("%d connection checks", n)
+}
+
 // markdown is the results table and the targets table.
 func (r *results) markdown() string {
 	var b strings.Builder
@@ -221,7 +229,7 @@ func (r *results) markdown() string {
 	if i := r.Import; i != nil {
 		row("1 import", "apply → all Ready", "%.1f s for %d certificates (%d records in graphsim)", i.Seconds, i.N, i.RecordsImported)
 		row("1 import", "lower bound max(N / write rate, N × latency / concurrency)", "max(%.1f, %.1f) = %.1f s; ratio **%.2f**", i.WriteBoundSeconds, i.LatencyBoundSeconds, i.LowerBoundSeconds, i.Ratio)
-		row("1 import", "Graph requests per certificate", "%s; plus %d connection checks", perOperation(i.PerCertificate), i.Graph.ConnectionChecks)
+		row("1 import", "Graph requests per certificate", "%s; plus %s", perOperation(i.PerCertificate), connectionChecks(i.Graph.ConnectionChecks))
 		row("1 import", "Kubernetes API requests per certificate", "%s", perOperation(i.Operator.kubePer(i.N)))
 		row("1 import", "429s", "%d of %d requests (%.2f%%)", i.Graph.Throttled, i.Graph.Requests, 100*i.Graph.throttledShare())
 		usageRows(row, "1 import", i.Operator, i.Reconcile)
@@ -231,8 +239,8 @@ func (r *results) markdown() string {
 		row("2 steady", "warm-up after restart (each resource resynced once)", "%.0f s; %s", s.WarmUpSeconds, perOperation(s.WarmUpGraph.perCertificate(s.Resources)))
 		row("2 steady", "window; resyncs", "%.0f s; %d resyncs (%.2f per resource per period)", s.WindowSeconds, s.Resyncs, s.ResyncsPerPeriod)
 		row("2 steady", "Graph writes", "%d", s.Graph.Writes)
-		row("2 steady", "Graph reads per resync (each read charged to the pass that made it)", "mean %.2f, max %d; plus %d connection checks",
-			s.ReadsPerResync, s.Reads.MaxPerPass, s.Graph.ConnectionChecks)
+		row("2 steady", "Graph reads per resync (each read charged to the pass that made it)", "mean %.2f, max %d; plus %s",
+			s.ReadsPerResync, s.Reads.MaxPerPass, connectionChecks(s.Graph.ConnectionChecks))
 		row("2 steady", "Kubernetes API requests per resync", "%s", perOperation(s.Operator.kubePer(s.Resyncs)))
 		row("2 steady", "429s", "%d of %d requests", s.Graph.Throttled, s.Graph.Requests)
 		usageRows(row, "2 steady", s.Operator, s.Reconcile)
