@@ -115,7 +115,7 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		obj, _, _ := r.newObject()
 		if err := ctrl.NewControllerManagedBy(mgr).
 			For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-			WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectionsFor(o.OperatorNamespace))).
+			WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectionsFor(o.OperatorNamespace)), builder.WithPredicates(secretsAfterStart)).
 			WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 			Named(r.kind()).
 			Complete(r); err != nil {
@@ -163,7 +163,7 @@ func watchReferences(mgr manager.Manager, obj client.Object, refs referencing, o
 	c := mgr.GetClient()
 	return ctrl.NewControllerManagedBy(mgr).
 		For(obj, builder.WithPredicates(changed)).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(refs.forSecret(c, operatorNamespace))).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(refs.forSecret(c, operatorNamespace)), builder.WithPredicates(secretsAfterStart)).
 		Watches(&intunev1alpha1.GraphConnection{}, handler.EnqueueRequestsFromMapFunc(refs.forConnection(c)), builder.WithPredicates(connectionReadinessChanged)).
 		Watches(&intunev1alpha1.ClusterGraphConnection{}, handler.EnqueueRequestsFromMapFunc(refs.forConnection(c)), builder.WithPredicates(connectionReadinessChanged))
 }

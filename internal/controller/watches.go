@@ -137,6 +137,15 @@ func sourceSecretNames(src intunev1alpha1.CertificateSource, enc *intunev1alpha1
 	return names
 }
 
+// secretsAfterStart drops the Secrets of the initial list (and of the replay a controller gets when it
+// starts on an informer already running, e.g. after winning the leader election). Every resource is
+// reconciled at start anyway, reading its Secrets live; mapping tens of thousands of Secrets to the few
+// resources using them, four kinds over, would only cost memory and CPU when the operator can least spare
+// them (docs/performance.md). Secrets created, changed or deleted later all pass.
+var secretsAfterStart = predicate.Funcs{
+	CreateFunc: func(e event.CreateEvent) bool { return !e.IsInInitialList },
+}
+
 // connectionReadinessChanged lets through connection events that matter to the resources using it: a new
 // spec, or a change of its Ready condition. Routine status writes of the connection do not wake thousands
 // of certificates.
