@@ -557,3 +557,71 @@ func TestPingNeedsAWorkingCredential(t *testing.T) {
 		t.Error("Ping passed with a token Graph refuses")
 	}
 }
+
+// ManagedIdentity signs in for real through a host's identity endpoint, the form App Service and Container
+// Apps provide (IDENTITY_ENDPOINT, IDENTITY_HEADER): the system-assigned identity, a user-assigned one by
+// client id, and a refusal that shows no secret. (IMDS, the other form, listens on a fixed link-local
+// address this machine cannot serve.)
+func TestManagedIdentitySignsInThroughTheIdentityEndpoint(t *testing.T) {
+	const (
+		systemAssigned = "5a5a5a5a-0000-4000-8000-000000000001"
+		userAssigned   = "5a5a5a5a-0000-4000-8000-000000000002"
+		// MSAL keeps managed identity tokens for the whole process, so the refusal is tried with an
+		// identity no earlier case signed in as.
+		refused = "5a5a5a5a-0000-4000-8000-000000000003"
+	)
+	f := start(t, func(cfg *graphsim.Config) {
+		for _, id := range []string{systemAssigned, userAssigned, refused} {
+			cfg.Tenants[0].Apps = append(cfg.Tenants[0].Apps, graphsim.App{ClientID: id, ManagedIdentity: true})
+		}
+	})
+	t.Setenv("IDENTITY_ENDPOINT", f.sim.ManagedIdentityEndpoint(tenantID))
+	t.Setenv("IDENTITY_HEADER", f.sim.IdentityHeader())
+
+	for _, tt := range []struct{ name, clientID, wantApp string }{
+		{"system-assigned", "", systemAssigned},
+		{"user-assigned", userAssigned, userAssigned},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cred, err := graph.NewCredential(graph.CredentialConfig{Type: graph.CredentialManagedIdentity, ClientID: tt.clientID, Transport: f.sim.Client()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.sim.ResetJournal()
+			id, err := f.client(t, cred).ResolveUserID(context.Background(), aliceUPN)
+			if err != nil || id != aliceID {
+				t.Fatalf("ResolveUserID = %q, %v; want %q", id, err, aliceID)
+			}
+			var signIns int
+			for _, e := range f.sim.Journal() {
+				if strings.HasPrefix(e.Path, "/"+tenantID+"/msi/token?") && e.Status == http.StatusOK && e.ClientID == tt.wantApp {
+					signIns++
+				}
+			}
+			j := waitForGraphEntries(t, f.sim, 1)
+			if signIns != 1 || len(j) != 1 || j[0].Status != 200 || j[0].ClientID != tt.wantApp {
+				t.Errorf("%d sign-ins, Graph journal %+v; want one sign-in and one Graph call as %s", signIns, j, tt.wantApp)
+			}
+		})
+	}
+
+	t.Run("a wrong identity header", func(t *testing.T) {
+		const wrong = "not-the-identity-header"
+		t.Setenv("IDENTITY_HEADER", wrong)
+		cred, err := graph.NewCredential(graph.CredentialConfig{Type: graph.CredentialManagedIdentity, ClientID: refused, Transport: f.sim.Client()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.sim.ResetJournal()
+		err = f.client(t, cred).Ping(context.Background())
+		if err == nil {
+			t.Fatal("signed in with a wrong identity header")
+		}
+		if strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), f.sim.IdentityHeader()) {
+			t.Errorf("error shows a secret: %v", err)
+		}
+		if n := len(graphEntries(f.sim.Journal())); n != 0 {
+			t.Errorf("%d Graph calls without a token", n)
+		}
+	})
+}

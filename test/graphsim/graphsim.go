@@ -1,10 +1,11 @@
 // Package graphsim emulates the parts of Microsoft Entra ID sign-in and Microsoft Graph beta (Intune PFX
 // import) that intune-cert-operator talks to. One TLS server is both the "authority host" that azidentity
-// signs in against and the Graph root; see the contract in notes/graphsim-api.md and shared/INTUNE-FACTS.md
-// for the service behaviour it imitates.
+// signs in against and the Graph root (plus a host's managed identity endpoint); ../shared/INTUNE-FACTS.md
+// is the service behaviour it imitates.
 package graphsim
 
 import (
+	cryptorand "crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
@@ -56,6 +57,10 @@ type App struct {
 	FederatedSubjects []string            `json:"federatedSubjects,omitempty"`
 	// Roles are the application permissions granted; nil means DefaultRoles.
 	Roles []string `json:"roles,omitempty"`
+	// ManagedIdentity makes the app a managed identity's service principal: it signs in through the
+	// host's identity endpoint (ManagedIdentityEndpoint), not with a credential. The tenant's first one
+	// is the host's system-assigned identity.
+	ManagedIdentity bool `json:"managedIdentity,omitempty"`
 }
 
 // DefaultRoles are the application permissions the operator needs (see INTUNE-FACTS).
@@ -113,15 +118,17 @@ type Entry struct {
 
 // Server is a running emulator.
 type Server struct {
-	cfg    Config
-	now    func() time.Time
-	url    string
-	ln     net.Listener
-	http   *http.Server
-	keys   *keys
-	caPool *x509.CertPool
-	signIn http.Handler
-	admin  http.Handler
+	cfg  Config
+	now  func() time.Time
+	url  string
+	ln   net.Listener
+	http *http.Server
+	keys *keys
+	// identityHeader is the secret of the emulated host's identity endpoint (managedidentity.go).
+	identityHeader string
+	caPool         *x509.CertPool
+	signIn         http.Handler
+	admin          http.Handler
 
 	mu            sync.Mutex // guards everything below
 	tenants       map[string]*tenantState
@@ -194,6 +201,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 
+	s.identityHeader = cryptorand.Text()
 	s.signIn, s.admin = s.newSignInMux(), s.newAdminMux()
 	s.http = &http.Server{
 		Handler:           s,

@@ -31,6 +31,7 @@ func (s *Server) newSignInMux() *http.ServeMux {
 	m.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.handleOpenIDConfiguration)
 	m.HandleFunc("GET /{tenant}/discovery/v2.0/keys", s.handleKeys)
 	m.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.handleToken)
+	m.HandleFunc("GET /{tenant}/msi/token", s.handleManagedIdentityToken)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeAADError(w, aadErr{http.StatusNotFound, "invalid_request", 900561, "The endpoint only accepts the documented sign-in requests."})
 	})
