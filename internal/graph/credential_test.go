@@ -59,7 +59,8 @@ func TestEnvironmentCredentialReadsAuthorityHostFromEnvironment(t *testing.T) {
 }
 
 func TestManagedIdentityCredentialIsConstructed(t *testing.T) {
-	// Only construction: IMDS is not reachable here and must not be called.
+	// Construction for both kinds of id; signing in is TestManagedIdentitySignsInThroughTheIdentityEndpoint
+	// (IMDS is not reachable here and must not be called).
 	for _, clientID := range []string{"", "00000000-0000-0000-0000-000000000001"} {
 		cred, err := NewCredential(CredentialConfig{Type: CredentialManagedIdentity, ClientID: clientID})
 		if err != nil || cred == nil {
