@@ -58,21 +58,10 @@ type badCase struct {
 // operator's namespace.
 func TestBadInput(t *testing.T) {
 	ctx := context.Background()
-	s, err := stack.Start(ctx, stack.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("operator log:\n%s", tail(s.Operator.Log(), 60))
-		}
-	})
+	s := startStack(t, stack.Options{})
 	operatorPid := s.Operator.Pid()
 	for _, ns := range []string{badNS, elsewhereNS} {
-		if _, err := s.KubectlRun(ctx, "create", "namespace", ns); err != nil {
-			t.Fatal(err)
-		}
+		kubectlOK(t, s, "create", "namespace", ns)
 	}
 	b := newBadInput(t, s)
 	cases := b.cases()

@@ -24,24 +24,10 @@ const ns = "e2e"
 
 func TestOperatorEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := stack.Start(ctx, stack.Options{Dir: dir, NoDefaultConnection: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("operator log:\n%s", tail(s.Operator.Log(), 60))
-		}
-	})
+	s := startStack(t, stack.Options{NoDefaultConnection: true})
 	kubectl := func(args ...string) string {
 		t.Helper()
-		out, err := s.KubectlRun(ctx, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return kubectlOK(t, s, args...)
 	}
 	kubectl("create", "namespace", ns)
 	material, err := s.ApplySamples(ctx, ns)
@@ -204,6 +190,34 @@ func userPfxThumbprints(t *testing.T, s *stack.Stack) map[string]bool {
 	out := map[string]bool{}
 	for _, r := range records.UserPfxCertificates {
 		out[strings.ToLower(r.Thumbprint)] = true
+	}
+	return out
+}
+
+// startStack starts the real binaries for one test in a directory of its own, stops them when the test
+// ends, and shows the operator's last log lines if it failed.
+func startStack(t *testing.T, opts stack.Options) *stack.Stack {
+	t.Helper()
+	opts.Dir = t.TempDir()
+	s, err := stack.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("operator log:\n%s", tail(s.Operator.Log(), 60))
+		}
+	})
+	return s
+}
+
+// kubectlOK runs kubectl as the cluster admin and fails the test if it fails.
+func kubectlOK(t *testing.T, s *stack.Stack, args ...string) string {
+	t.Helper()
+	out, err := s.KubectlRun(context.Background(), args...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

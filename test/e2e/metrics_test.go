@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -20,19 +19,10 @@ import (
 // The metrics endpoint as deployed (--metrics-secure, the default): HTTPS, and only for a bearer token the
 // API server authenticates and authorizes for GET /metrics, checked under the operator's generated RBAC.
 func TestMetricsNeedAnAuthorizedToken(t *testing.T) {
-	ctx := context.Background()
-	s, err := stack.Start(ctx, stack.Options{Dir: t.TempDir(), NoDefaultConnection: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
+	s := startStack(t, stack.Options{NoDefaultConnection: true})
 	kubectl := func(args ...string) string {
 		t.Helper()
-		out, err := s.KubectlRun(ctx, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(out)
+		return strings.TrimSpace(kubectlOK(t, s, args...))
 	}
 	replica, err := s.StartReplica("secure-metrics", "--metrics-secure=true")
 	if err != nil {
