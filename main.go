@@ -18,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/connection"
 	"github.com/certops/intune-cert-operator/internal/controller"
 	"github.com/certops/intune-cert-operator/internal/metricsauth"
 	"github.com/certops/intune-cert-operator/internal/version"
@@ -38,6 +39,8 @@ func main() {
 		resyncPeriod      time.Duration
 		kubeAPIQPS        float64
 		kubeAPIBurst      int
+		allowAmbient      bool
+		allowedHosts      string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443; 0 disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS behind Kubernetes authentication and authorization.")
@@ -50,6 +53,10 @@ func main() {
 	flag.DurationVar(&resyncPeriod, "resync-period", time.Hour, "How often a resource in sync is compared with Intune again (jittered).")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
+	flag.BoolVar(&allowAmbient, "allow-namespaced-ambient-credentials", false,
+		"Let GraphConnections (namespaced) sign in with the operator's own identity: ManagedIdentity, Environment, and WorkloadIdentity without serviceAccountName. Off: only ClusterGraphConnections may.")
+	flag.StringVar(&allowedHosts, "allowed-endpoint-hosts", "",
+		"Comma-separated host[:port] list a GraphConnection's graphEndpoint and authorityHost may name besides its cloud's own hosts (a host without port means port 443).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -58,6 +65,11 @@ func main() {
 
 	if operatorNamespace == "" {
 		operatorNamespace = podNamespace()
+	}
+	endpointHosts, err := connection.ParseAllowedHosts(allowedHosts)
+	if err != nil {
+		log.Error(err, "Invalid flag")
+		os.Exit(2)
 	}
 
 	scheme := runtime.NewScheme()
@@ -99,6 +111,9 @@ func main() {
 		OperatorNamespace:       operatorNamespace,
 		ResyncPeriod:            resyncPeriod,
 		MaxConcurrentReconciles: maxConcurrent,
+		ConnectionPolicy: connection.Policy{
+			AllowNamespacedAmbientCredentials: allowAmbient, AllowedEndpointHosts: endpointHosts,
+		},
 	}); err != nil {
 		log.Error(err, "Failed to set up the controllers")
 		os.Exit(1)
@@ -106,7 +121,8 @@ func main() {
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 
-	log.Info("Starting intune-cert-operator", "version", version.Version, "namespace", watchNamespace, "operatorNamespace", operatorNamespace)
+	log.Info("Starting intune-cert-operator", "version", version.Version, "namespace", watchNamespace, "operatorNamespace", operatorNamespace,
+		"allowNamespacedAmbientCredentials", allowAmbient, "allowedEndpointHosts", endpointHosts)
 	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)

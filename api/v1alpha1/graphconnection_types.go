@@ -20,15 +20,22 @@ const (
 
 // GraphCredential is the application identity used to call Graph.
 // +kubebuilder:validation:XValidation:rule="self.type in ['ClientSecret', 'ClientCertificate'] ? has(self.secretRef) : !has(self.secretRef)",message="secretRef is required for ClientSecret and ClientCertificate credentials and not allowed for the others"
+// +kubebuilder:validation:XValidation:rule="!has(self.serviceAccountName) || (self.type == 'WorkloadIdentity' && has(self.clientId))",message="serviceAccountName is only for WorkloadIdentity credentials, which then also need clientId"
 type GraphCredential struct {
-	// type of credential. WorkloadIdentity (the AKS default) uses the federated token file the workload
-	// identity webhook mounts; Environment reads azidentity's AZURE_* variables.
+	// type of credential. WorkloadIdentity signs in with a Kubernetes service-account token as client
+	// assertion: with serviceAccountName, a token the operator requests for that ServiceAccount; without it,
+	// the operator pod's own federated token file (AKS workload identity webhook). ManagedIdentity uses the
+	// identity of the node or host the operator runs on; Environment reads the operator pod's AZURE_*
+	// variables. On a GraphConnection only ClientSecret, ClientCertificate and WorkloadIdentity with
+	// serviceAccountName are accepted (the others borrow the operator's own identity: Ready=False
+	// AmbientCredentialsNotAllowed), unless the operator runs with --allow-namespaced-ambient-credentials.
 	// +kubebuilder:default=WorkloadIdentity
 	// +optional
 	Type CredentialType `json:"type,omitempty"`
 
-	// clientId is the application (client) id. Optional for WorkloadIdentity (AZURE_CLIENT_ID),
-	// ManagedIdentity (system-assigned) and Environment.
+	// clientId is the application (client) id. Required for ClientSecret, ClientCertificate and
+	// WorkloadIdentity with serviceAccountName; otherwise optional: WorkloadIdentity falls back to
+	// AZURE_CLIENT_ID, ManagedIdentity to the system-assigned identity.
 	// +kubebuilder:validation:Pattern=`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`
 	// +optional
 	ClientID string `json:"clientId,omitempty"`
@@ -37,6 +44,16 @@ type GraphCredential struct {
 	// private key as PEM or PFX (ClientCertificate). key defaults to "clientSecret" or "tls.pem".
 	// +optional
 	SecretRef *SecretKeyReference `json:"secretRef,omitempty"`
+
+	// serviceAccountName (WorkloadIdentity only) is a ServiceAccount whose short-lived token, requested by the
+	// operator through the TokenRequest API with audience api://AzureADTokenExchange, is the client assertion.
+	// It lives in the GraphConnection's namespace, or in the operator's namespace for a ClusterGraphConnection.
+	// The app's federated credential must name the cluster's service-account issuer and the subject
+	// system:serviceaccount:<namespace>:<serviceAccountName>.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 
 	// certificatePasswordSecretRef names the password of a PFX client certificate, in the same Secret by default.
 	// +optional
@@ -56,12 +73,16 @@ type GraphConnectionSpec struct {
 	Cloud Cloud `json:"cloud,omitempty"`
 
 	// graphEndpoint overrides the Graph root address (a private endpoint or an emulator), e.g.
-	// https://graph.example.internal. The token scope stays the cloud's.
+	// https://graph.example.internal. The token scope stays the cloud's. On a GraphConnection the host must
+	// be the cloud's Graph host or listed in the operator's --allowed-endpoint-hosts (else Ready=False
+	// EndpointNotAllowed, before any token is requested).
 	// +kubebuilder:validation:Pattern=`^https://[^\s]+$`
 	// +optional
 	GraphEndpoint string `json:"graphEndpoint,omitempty"`
 
 	// authorityHost overrides the sign-in host (https only). A non-Microsoft host disables instance discovery.
+	// On a GraphConnection the host must be the cloud's sign-in host or listed in the operator's
+	// --allowed-endpoint-hosts (else Ready=False EndpointNotAllowed, before any credential is sent).
 	// +kubebuilder:validation:Pattern=`^https://[^\s]+$`
 	// +optional
 	AuthorityHost string `json:"authorityHost,omitempty"`
@@ -70,8 +91,10 @@ type GraphConnectionSpec struct {
 	// +required
 	Credential GraphCredential `json:"credential"`
 
-	// writeRequestsPer20Seconds is the client-side budget of Graph writes per tenant, shared by every resource
-	// using this tenant. Intune allows 100 per 20 s per application; the default stays just under it.
+	// writeRequestsPer20Seconds is the client-side budget of Graph writes. Intune allows 100 per 20 s per
+	// tenant and application; the default stays just under it. Every connection of one cloud, tenant and
+	// application shares one budget, whose rate only ClusterGraphConnections set (the lowest of theirs, else
+	// 95). A GraphConnection's value can only lower the rate of its own resources, never another's.
 	// +kubebuilder:default=95
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=200

@@ -27,6 +27,10 @@ const (
 	ReasonConnectionNotFound = "ConnectionNotFound"
 	ReasonConnectionNotReady = "ConnectionNotReady"
 	ReasonCredentialInvalid  = "CredentialInvalid"
+	// ReasonAmbientCredentialsNotAllowed: a GraphConnection asked for the operator's own identity.
+	ReasonAmbientCredentialsNotAllowed = "AmbientCredentialsNotAllowed"
+	// ReasonEndpointNotAllowed: a GraphConnection named a Graph or sign-in host the operator does not trust.
+	ReasonEndpointNotAllowed = "EndpointNotAllowed"
 	ReasonThrottled          = "Throttled"
 	ReasonGraphError         = "GraphError"
 	// ReasonGraphRejected: Graph refused the request itself (400, 403); sending it again will not help.

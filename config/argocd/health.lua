@@ -29,6 +29,8 @@ local terminal = {
   CredentialInvalid = true,
   ConnectionNotFound = true,
   GraphRejected = true,
+  AmbientCredentialsNotAllowed = true,
+  EndpointNotAllowed = true,
 }
 
 local function messageOf(condition)

@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"math"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -55,20 +57,26 @@ type Provider struct {
 	Cache client.Reader
 	// Live reads Secret data straight from the API server.
 	Live client.Reader
-	// OperatorNamespace holds the Secrets of ClusterGraphConnections.
+	// Tokens requests ServiceAccount tokens (TokenRequest API) for WorkloadIdentity with serviceAccountName.
+	Tokens client.SubResourceClientConstructor
+	// OperatorNamespace holds the Secrets and ServiceAccounts of ClusterGraphConnections.
 	OperatorNamespace string
-	// HTTPClient is used for sign-in and Graph; nil = system trust store (SSL_CERT_FILE works).
+	// Policy restricts what GraphConnections (namespaced) may use.
+	Policy Policy
+	// HTTPClient is used for sign-in and Graph; nil = system trust store (SSL_CERT_FILE works). Redirects are
+	// never followed, whatever it says.
 	HTTPClient *http.Client
 
 	mu        sync.Mutex
 	clients   map[string]cached
-	limiters  map[string]*rate.Limiter   // per tenant: shared by every connection and controller
-	throttles map[string]*graph.Throttle // per tenant and app: Graph's Retry-After holds all their calls
+	budgets   map[string]*writeBudget    // per cloud, tenant and app: shared by every connection of that app
+	throttles map[string]*graph.Throttle // per Graph host, tenant and app: Graph's Retry-After holds all their calls
 }
 
 type cached struct {
 	fingerprint string
 	conn        *Connection
+	budgetKey   string // the write budget a ClusterGraphConnection sets the rate of ("" for a GraphConnection)
 }
 
 // Reference returns the kind and name a resource's connectionRef means, defaulting to the
@@ -138,9 +146,20 @@ func (p *Provider) ForResource(ctx context.Context, namespace string, ref *intun
 func (p *Provider) Build(ctx context.Context, obj client.Object, spec *intunev1alpha1.GraphConnectionSpec) (*Connection, error) {
 	kind := "GraphConnection"
 	secretNamespace := obj.GetNamespace()
-	if _, cluster := obj.(*intunev1alpha1.ClusterGraphConnection); cluster {
+	_, cluster := obj.(*intunev1alpha1.ClusterGraphConnection)
+	if cluster {
 		kind = "ClusterGraphConnection"
 		secretNamespace = p.OperatorNamespace
+	}
+	endpoints, err := graph.EndpointsFor(graph.Cloud(spec.Cloud))
+	if err != nil {
+		return nil, &Error{Reason: intunev1alpha1.ReasonInvalidSpec, Message: err.Error()}
+	}
+	if !cluster {
+		// Before any Secret is read or token requested: a refused connection never signs in.
+		if err := p.Policy.check(spec, endpoints); err != nil {
+			return nil, err
+		}
 	}
 	key := IndexKey(kind, obj.GetNamespace(), obj.GetName())
 	secretVersion, err := p.secretVersion(ctx, secretNamespace, spec.Credential.SecretRef)
@@ -156,7 +175,7 @@ func (p *Provider) Build(ctx context.Context, obj client.Object, spec *intunev1a
 	}
 	p.mu.Unlock()
 
-	conn, err := p.build(ctx, kind+"/"+obj.GetName(), secretNamespace, spec)
+	conn, err := p.build(ctx, key, cluster, kind+"/"+obj.GetName(), secretNamespace, spec, endpoints)
 	if err != nil {
 		return nil, err
 	}
@@ -165,15 +184,25 @@ func (p *Provider) Build(ctx context.Context, obj client.Object, spec *intunev1a
 	if p.clients == nil {
 		p.clients = map[string]cached{}
 	}
-	p.clients[key] = cached{fingerprint: fingerprint, conn: conn}
+	c := cached{fingerprint: fingerprint, conn: conn}
+	if cluster {
+		c.budgetKey = budgetKey(spec)
+	}
+	p.clients[key] = c
 	return conn, nil
 }
 
-// Forget drops a connection's cached client (the connection was deleted).
+// Forget drops a connection's cached client and its say in the write budget (the connection was deleted).
 func (p *Provider) Forget(kind, namespace, name string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.clients, IndexKey(kind, namespace, name))
+	key := IndexKey(kind, namespace, name)
+	if c, ok := p.clients[key]; ok && c.budgetKey != "" {
+		if b := p.budgets[c.budgetKey]; b != nil {
+			b.setRate(key, 0)
+		}
+	}
+	delete(p.clients, key)
 }
 
 // secretVersion is the credential Secret's resourceVersion from the metadata cache ("" without a Secret).
@@ -193,27 +222,30 @@ func (p *Provider) secretVersion(ctx context.Context, namespace string, ref *int
 	return m.ResourceVersion, nil
 }
 
-func (p *Provider) build(ctx context.Context, ref, secretNamespace string, spec *intunev1alpha1.GraphConnectionSpec) (*Connection, error) {
+func (p *Provider) build(ctx context.Context, key string, cluster bool, ref, secretNamespace string,
+	spec *intunev1alpha1.GraphConnectionSpec, endpoints graph.Endpoints) (*Connection, error) {
 	cloud := graph.Cloud(spec.Cloud)
 	if cloud == "" {
-		cloud = graph.Cloud("Public")
+		cloud = graph.CloudPublic
 	}
-	endpoints, err := graph.EndpointsFor(cloud)
-	if err != nil {
-		return nil, &Error{Reason: intunev1alpha1.ReasonInvalidSpec, Message: err.Error()}
-	}
+	httpClient := graph.NoRedirects(p.HTTPClient)
 	credCfg := graph.CredentialConfig{
 		Type:          graph.CredentialType(spec.Credential.Type),
 		TenantID:      spec.TenantID,
 		ClientID:      spec.Credential.ClientID,
 		Cloud:         cloud,
 		AuthorityHost: spec.AuthorityHost,
+		Transport:     httpClient,
 	}
 	if credCfg.Type == "" {
 		credCfg.Type = graph.CredentialWorkloadIdentity
 	}
-	if p.HTTPClient != nil {
-		credCfg.Transport = p.HTTPClient
+	if name := spec.Credential.ServiceAccountName; name != "" {
+		if p.Tokens == nil {
+			return nil, &Error{Reason: intunev1alpha1.ReasonCredentialInvalid, Message: "serviceAccountName is not supported by this operator build"}
+		}
+		source := &serviceAccountToken{tokens: p.Tokens, namespace: secretNamespace, name: name, now: time.Now}
+		credCfg.Assertion = source.Token
 	}
 	if err := p.loadCredentialSecret(ctx, secretNamespace, spec.Credential, &credCfg); err != nil {
 		return nil, err
@@ -230,9 +262,9 @@ func (p *Provider) build(ctx context.Context, ref, secretNamespace string, spec 
 		GraphRoot:    root,
 		Scope:        endpoints.Scope(),
 		Credential:   cred,
-		WriteLimiter: p.limiter(spec.TenantID, int(spec.WriteRequestsPer20Seconds)),
-		Throttle:     p.throttle(spec.TenantID, spec.Credential.ClientID),
-		HTTPClient:   p.HTTPClient,
+		WriteLimiter: p.writeLimiter(key, cluster, spec),
+		Throttle:     p.throttle(root, spec),
+		HTTPClient:   httpClient,
 	})
 	if err != nil {
 		return nil, &Error{Reason: intunev1alpha1.ReasonInvalidSpec, Message: err.Error()}
@@ -244,35 +276,79 @@ func (p *Provider) build(ctx context.Context, ref, secretNamespace string, spec 
 	return conn, nil
 }
 
-// limiter returns the tenant's shared write budget. The first connection to a tenant sets its rate;
-// a later change of writeRequestsPer20Seconds adjusts it.
-func (p *Provider) limiter(tenantID string, perTwentySeconds int) *rate.Limiter {
+// budgetKey names one application of one tenant in one cloud: the unit Intune counts writes by.
+func budgetKey(spec *intunev1alpha1.GraphConnectionSpec) string {
+	return strings.ToLower(cloudName(spec.Cloud) + "/" + spec.TenantID + "/" + spec.Credential.ClientID)
+}
+
+// writeLimiter returns what paces a connection's writes: the budget its cloud, tenant and app share, whose
+// rate only ClusterGraphConnections set; a GraphConnection's own rate goes into a limiter of its own, which
+// can slow its resources and no one else's.
+func (p *Provider) writeLimiter(connKey string, cluster bool, spec *intunev1alpha1.GraphConnectionSpec) graph.WriteLimiter {
+	perTwentySeconds := int(spec.WriteRequestsPer20Seconds)
 	if perTwentySeconds <= 0 {
 		perTwentySeconds = DefaultWritesPer20Seconds
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.limiters == nil {
-		p.limiters = map[string]*rate.Limiter{}
+	if p.budgets == nil {
+		p.budgets = map[string]*writeBudget{}
 	}
-	l, ok := p.limiters[tenantID]
+	key := budgetKey(spec)
+	shared, ok := p.budgets[key]
 	if !ok {
-		l = graph.NewWriteLimiter(perTwentySeconds)
-		p.limiters[tenantID] = l
-	} else if want := rate.Limit(float64(perTwentySeconds) / 20); l.Limit() != want {
-		l.SetLimit(want)
+		shared = &writeBudget{limiter: graph.NewWriteLimiter(DefaultWritesPer20Seconds), rates: map[string]int{}}
+		p.budgets[key] = shared
 	}
-	return l
+	if cluster {
+		// A ClusterGraphConnection that moved to another app or tenant leaves its old budget.
+		if old, ok := p.clients[connKey]; ok && old.budgetKey != key {
+			if b := p.budgets[old.budgetKey]; b != nil {
+				b.setRate(connKey, 0)
+			}
+		}
+		shared.setRate(connKey, perTwentySeconds)
+		return shared.limiter
+	}
+	return graph.AllLimiters(graph.NewWriteLimiter(perTwentySeconds), shared.limiter)
 }
 
-// throttle returns the shared Retry-After gate of an app in a tenant.
-func (p *Provider) throttle(tenantID, clientID string) *graph.Throttle {
+// writeBudget is the write limiter of one cloud, tenant and app. Its rate is the lowest any
+// ClusterGraphConnection of that app asks for (DefaultWritesPer20Seconds when none does), so the result does
+// not depend on which connection was built last.
+type writeBudget struct {
+	limiter *rate.Limiter
+	rates   map[string]int // ClusterGraphConnection index key -> its writeRequestsPer20Seconds
+}
+
+// setRate records (perTwentySeconds > 0) or removes (0) one connection's rate and applies the lowest.
+func (b *writeBudget) setRate(connKey string, perTwentySeconds int) {
+	if perTwentySeconds > 0 {
+		b.rates[connKey] = perTwentySeconds
+	} else {
+		delete(b.rates, connKey)
+	}
+	lowest := DefaultWritesPer20Seconds
+	if len(b.rates) > 0 {
+		lowest = math.MaxInt
+		for _, r := range b.rates {
+			lowest = min(lowest, r)
+		}
+	}
+	if want := rate.Limit(float64(lowest) / 20); b.limiter.Limit() != want {
+		b.limiter.SetLimit(want)
+	}
+}
+
+// throttle returns the shared Retry-After gate of an app in a tenant, as answered by one Graph host: a 429
+// from one host says nothing about another.
+func (p *Provider) throttle(graphRoot string, spec *intunev1alpha1.GraphConnectionSpec) *graph.Throttle {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.throttles == nil {
 		p.throttles = map[string]*graph.Throttle{}
 	}
-	key := strings.ToLower(tenantID + "/" + clientID)
+	key := hostOf(graphRoot) + "/" + budgetKey(spec)
 	t, ok := p.throttles[key]
 	if !ok {
 		t = &graph.Throttle{}

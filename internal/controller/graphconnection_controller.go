@@ -22,6 +22,9 @@ import (
 
 // +kubebuilder:rbac:groups=intune.certops.dev,resources=graphconnections;clustergraphconnections,verbs=get;list;watch
 // +kubebuilder:rbac:groups=intune.certops.dev,resources=graphconnections/status;clustergraphconnections/status,verbs=get;update;patch
+// WorkloadIdentity with serviceAccountName: a short-lived token of that ServiceAccount, audience
+// api://AzureADTokenExchange (docs/security.md says why the rule is needed and how to narrow it).
+// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
 
 // GraphConnectionReconciler checks a GraphConnection or ClusterGraphConnection: a token is obtained and a
 // read succeeds. Broken credentials then show once, on the connection, rather than on every certificate.

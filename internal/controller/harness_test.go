@@ -23,6 +23,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/connection"
 	"github.com/certops/intune-cert-operator/internal/testutil"
 	"github.com/certops/intune-cert-operator/test/graphsim"
 )
@@ -50,6 +51,9 @@ type harnessOptions struct {
 }
 
 const waitLimit = 60 * time.Second
+
+// harnessServiceAccount is the ServiceAccount of a harness's namespace that tenant A's app trusts.
+const harnessServiceAccount = "intune-graph"
 
 var (
 	testConnectorKey *rsa.PrivateKey
@@ -89,23 +93,27 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 	for upn, id := range h.users {
 		users = append(users, graphsim.User{ID: id, UserPrincipalName: upn})
 	}
+	h.ns = newNamespace(t)
+	h.ns2 = newNamespace(t)
+	h.operatorNS = newNamespace(t)
+	// Tenant A's app also trusts the ServiceAccount harnessServiceAccount of the test's namespace, as an
+	// administrator federates it in Entra ID; graphsim checks its tokens against this cluster's issuer.
+	federated := []graphsim.FederatedCredential{{Issuer: serviceAccountIssuer, Subject: "system:serviceaccount:" + h.ns + ":" + harnessServiceAccount}}
 	sim, err := graphsim.Start(graphsim.Config{
 		Tenants: []graphsim.Tenant{
-			{ID: h.tenantID, Apps: []graphsim.App{{ClientID: h.clientID, ClientSecret: "s3cr3t-client-value"}}, Users: users},
+			{ID: h.tenantID, Apps: []graphsim.App{{ClientID: h.clientID, ClientSecret: "s3cr3t-client-value", FederatedCredentials: federated}}, Users: users},
 			{ID: h.tenantB, Apps: []graphsim.App{{ClientID: h.clientID, ClientSecret: "tenant-b-s3cr3t"}}, Users: users},
 		},
-		ConnectorKey: h.connectorKey,
-		Limits:       opts.limits,
-		Seed:         1,
+		ConnectorKey:    h.connectorKey,
+		Limits:          opts.limits,
+		Seed:            1,
+		OIDCIssuerRoots: apiServerRoots(),
 	})
 	if err != nil {
 		t.Fatalf("starting graphsim: %v", err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
 	h.sim = sim
-	h.ns = newNamespace(t)
-	h.ns2 = newNamespace(t)
-	h.operatorNS = newNamespace(t)
 	h.connection = h.createClusterConnection("s3cr3t-client-value")
 	h.createNamespacedConnection()
 
@@ -122,7 +130,9 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 	}
 	ctx, cancel := context.WithCancel(log.IntoContext(context.Background(), testLogger))
 	if err := Setup(ctx, mgr, Options{OperatorNamespace: h.operatorNS, ResyncPeriod: opts.resync,
-		MaxConcurrentReconciles: 2, HTTPClient: sim.Client()}); err != nil {
+		MaxConcurrentReconciles: 2, HTTPClient: sim.Client(),
+		// As an administrator lists a private endpoint: the namespaced connection signs in to graphsim.
+		ConnectionPolicy: connection.Policy{AllowedEndpointHosts: []string{strings.TrimPrefix(sim.URL(), "https://")}}}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})

@@ -51,8 +51,9 @@ func classify(err error) failure {
 		return f
 	case errors.As(err, &connErr):
 		f := failure{reason: connErr.Reason, message: connErr.Message, retryAfter: retryConnection}
-		if connErr.Reason == intunev1alpha1.ReasonSecretNotFound || connErr.Reason == intunev1alpha1.ReasonSecretKeyMissing ||
-			connErr.Reason == intunev1alpha1.ReasonInvalidSpec {
+		switch connErr.Reason {
+		case intunev1alpha1.ReasonSecretNotFound, intunev1alpha1.ReasonSecretKeyMissing, intunev1alpha1.ReasonInvalidSpec,
+			intunev1alpha1.ReasonAmbientCredentialsNotAllowed, intunev1alpha1.ReasonEndpointNotAllowed:
 			f.terminal, f.retryAfter = true, retryTerminal
 		}
 		return f

@@ -28,6 +28,8 @@ type Options struct {
 	ResyncPeriod time.Duration
 	// MaxConcurrentReconciles per controller.
 	MaxConcurrentReconciles int
+	// ConnectionPolicy restricts what GraphConnections (namespaced) may use.
+	ConnectionPolicy connection.Policy
 	// HTTPClient for sign-in and Graph; nil = the system trust store (SSL_CERT_FILE works).
 	HTTPClient *http.Client
 	// Clock for every timestamp; nil = the real clock.
@@ -90,7 +92,8 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		o.MaxConcurrentReconciles = 1
 	}
 	provider := &connection.Provider{
-		Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), OperatorNamespace: o.OperatorNamespace, HTTPClient: o.HTTPClient,
+		Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), Tokens: mgr.GetClient(), OperatorNamespace: o.OperatorNamespace,
+		Policy: o.ConnectionPolicy, HTTPClient: o.HTTPClient,
 	}
 	indexer := mgr.GetFieldIndexer()
 	for _, obj := range []client.Object{&intunev1alpha1.GraphConnection{}, &intunev1alpha1.ClusterGraphConnection{}} {

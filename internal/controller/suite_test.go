@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"context"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"testing"
@@ -17,7 +19,16 @@ import (
 var (
 	cfg       *rest.Config
 	k8sClient client.Client
+	// serviceAccountIssuer is the API server's service-account issuer, readable by anyone (graphsim).
+	serviceAccountIssuer string
 )
+
+// apiServerRoots trusts the API server's serving CA, for graphsim fetching the issuer's keys.
+func apiServerRoots() *x509.CertPool {
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(cfg.CAData)
+	return roots
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(runWithControlPlane(m))
@@ -38,6 +49,10 @@ func runWithControlPlane(m *testing.M) int {
 	defer func() { _ = env.Stop() }()
 	k8sClient, err = client.New(cfg, client.Options{Scheme: testutil.Scheme()})
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if serviceAccountIssuer, err = testutil.PublishServiceAccountIssuer(context.Background(), cfg, k8sClient); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

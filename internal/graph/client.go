@@ -33,13 +33,17 @@ type Options struct {
 	GraphRoot  string // https root without version, e.g. https://graph.microsoft.com; the client adds /beta
 	Scope      string // token scope, normally Endpoints.Scope() of the cloud
 	Credential azcore.TokenCredential
-	// WriteLimiter paces POST/PATCH/DELETE; share one per tenant (see NewWriteLimiter). nil = none.
-	WriteLimiter *rate.Limiter
+	// WriteLimiter paces POST/PATCH/DELETE: every write waits on it before each attempt. Share one
+	// budget per tenant and app (see NewWriteLimiter); combine it with a connection's own, lower
+	// budget with AllLimiters. nil (or a nil *rate.Limiter) = none.
+	WriteLimiter WriteLimiter
 	// Throttle holds every call back while Graph's last Retry-After to this tenant and app runs; share one
 	// per tenant and app. nil = only the call that was throttled waits.
-	Throttle   *Throttle
-	HTTPClient *http.Client // nil = system roots and sane transport timeouts
-	UserAgent  string       // default "intune-cert-operator/<version>"
+	Throttle *Throttle
+	// HTTPClient sends the requests; nil = system roots and sane transport timeouts. New uses a copy
+	// that follows no redirect (NoRedirects); the caller's client is not changed.
+	HTTPClient *http.Client
+	UserAgent  string // default "intune-cert-operator/<version>"
 	// RequestTimeout bounds one attempt (request and response body); default 30s.
 	RequestTimeout time.Duration
 	// MaxRetries bounds the retries after the first attempt; default 4, negative = none.
@@ -57,7 +61,7 @@ type Client struct {
 	base      *url.URL // GraphRoot + "/beta"
 	scope     string
 	cred      azcore.TokenCredential
-	limiter   *rate.Limiter
+	limiter   WriteLimiter // nil = none
 	throttle  *Throttle
 	http      *http.Client
 	userAgent string
@@ -84,17 +88,14 @@ func New(o Options) (*Client, error) {
 		base:      root.JoinPath("beta"),
 		scope:     o.Scope,
 		cred:      o.Credential,
-		limiter:   o.WriteLimiter,
+		limiter:   AllLimiters(o.WriteLimiter), // a nil *rate.Limiter becomes nil
 		throttle:  o.Throttle,
-		http:      o.HTTPClient,
+		http:      NoRedirects(o.HTTPClient),
 		userAgent: o.UserAgent,
 		timeout:   o.RequestTimeout,
 		retries:   o.MaxRetries,
 		maxWait:   o.MaxRetryWait,
 		sleep:     o.Sleep,
-	}
-	if c.http == nil {
-		c.http = defaultHTTPClient()
 	}
 	if c.userAgent == "" {
 		c.userAgent = "intune-cert-operator/" + version.Version
@@ -114,6 +115,59 @@ func New(o Options) (*Client, error) {
 		c.sleep = sleepContext
 	}
 	return c, nil
+}
+
+// WriteLimiter paces writes: Wait blocks until one more write may be sent, or fails (ctx done, or a
+// budget that can never allow it). A *rate.Limiter is one.
+type WriteLimiter interface {
+	Wait(ctx context.Context) error
+}
+
+// AllLimiters combines write budgets: its Wait waits on each non-nil limiter in turn, in the order
+// given, and fails with the first failure. A nil *rate.Limiter (what NewWriteLimiter returns for no
+// limit) counts as absent. With no limiter left it returns nil, with one that limiter itself.
+//
+// Why: the operator shares one budget per (cloud, tenant, application), which the service enforces,
+// and may give a namespaced connection a private limiter of its own. Waiting on both means the
+// private one can only lower that connection's rate; it never changes the shared limiter, so no
+// namespace can raise or lower another connection's rate. Pass the shared budget last: a limiter
+// spends its token when Wait returns, so the shared token is taken just before the request goes
+// out, not while the connection still waits for its own budget (which would let writes bunch up on
+// the wire beyond the shared rate).
+func AllLimiters(limiters ...WriteLimiter) WriteLimiter {
+	var all allLimiters
+	for _, l := range limiters {
+		switch l := l.(type) {
+		case nil:
+		case *rate.Limiter:
+			if l != nil {
+				all = append(all, l)
+			}
+		case allLimiters:
+			all = append(all, l...)
+		default:
+			all = append(all, l)
+		}
+	}
+	switch len(all) {
+	case 0:
+		return nil
+	case 1:
+		return all[0]
+	}
+	return all
+}
+
+// allLimiters is AllLimiters of two or more limiters, none of them nil.
+type allLimiters []WriteLimiter
+
+func (a allLimiters) Wait(ctx context.Context) error {
+	for _, l := range a {
+		if err := l.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // NewWriteLimiter returns a limiter allowing writesPer20Seconds writes per 20 s with burst 1, so
@@ -230,6 +284,7 @@ func (c *Client) do(ctx context.Context, cl call) error {
 				return gerr
 			}
 			if d, ok := retryAfterHeader(res.header, time.Now()); ok {
+				d = capRetryAfter(ctx, cl.op, res.status, d)
 				wait, gerr.RetryAfter = d, d
 			} else if res.status == http.StatusTooManyRequests {
 				// Microsoft's import tool waits 60 s when a 429 names no wait.
@@ -288,8 +343,12 @@ type response struct {
 	clientRequestID string
 }
 
-// maxResponseBody bounds what is read from one answer; pages of 100 records are far below it.
-const maxResponseBody = 32 << 20
+// maxResponseBody bounds what is read from one answer (4 MiB). Why: the answer is held whole in
+// memory, then decoded, and the pod has 256 MiB for everything; a server that is not Graph, or a
+// Graph gone wrong, must not choose how much of it one call takes. Real answers are far below it:
+// one record is under 1 KiB as read back (Graph returns no PFX), a page of 100 about 70 KiB, and
+// even a write's echo of a PFX is tens of KiB. Larger answers are an error, not retried.
+const maxResponseBody = 4 << 20
 
 // send makes one HTTP attempt. sent reports whether the request headers left the client, after
 // which the server may have acted on it even if no answer came back.
@@ -345,16 +404,37 @@ func (c *Client) send(ctx context.Context, cl call, body []byte, token string) (
 // of this attempt.
 func (c *Client) roundTrip(req *http.Request) (*response, error) {
 	resp, err := c.http.Do(req)
+	if re, ok := asRedirectError(err); ok {
+		// Do returns the closed redirect response too. Drop the *url.Error around the refusal: it
+		// holds the whole Location, query string included.
+		return nil, &redirectError{origin: "Graph", status: re.status, target: re.target}
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.ContentLength > maxResponseBody { // announced: do not read any of it
+		return nil, responseTooLarge(resp.StatusCode)
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
 	if err != nil {
 		return nil, fmt.Errorf("read response: %w", err)
 	}
 	if len(body) > maxResponseBody {
-		return nil, fmt.Errorf("response larger than %d bytes", maxResponseBody)
+		return nil, responseTooLarge(resp.StatusCode)
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: body}, nil
+}
+
+func responseTooLarge(status int) error {
+	return fmt.Errorf("Graph's answer (%d) is larger than %s, the most the operator reads of one response; it was abandoned",
+		status, formatBytes(maxResponseBody))
+}
+
+// formatBytes writes a size for an error message: whole MiB as such, anything else in bytes.
+func formatBytes(n int64) string {
+	if n > 0 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/x509"
 	"errors"
@@ -42,6 +43,9 @@ type CredentialConfig struct {
 	// Certificate is used by ClientCertificate: PEM (certificate + unencrypted key) or PFX.
 	Certificate         []byte
 	CertificatePassword string
+	// Assertion, when set, gives WorkloadIdentity its client assertion (a service-account token the operator
+	// requested) in place of the token file; TenantID and ClientID then never come from the environment.
+	Assertion func(ctx context.Context) (string, error)
 	// TokenFile is used by WorkloadIdentity: "" = $AZURE_FEDERATED_TOKEN_FILE. TenantID and ClientID
 	// fall back to $AZURE_TENANT_ID and $AZURE_CLIENT_ID, which the AKS webhook sets.
 	TokenFile string
@@ -87,6 +91,13 @@ func NewCredential(cfg CredentialConfig) (azcore.TokenCredential, error) {
 			&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: noDiscovery})
 
 	case CredentialWorkloadIdentity:
+		if cfg.Assertion != nil {
+			if err := require(cfg.Type, "tenantID", cfg.TenantID, "clientID", cfg.ClientID); err != nil {
+				return nil, err
+			}
+			return azidentity.NewClientAssertionCredential(cfg.TenantID, cfg.ClientID, cfg.Assertion,
+				&azidentity.ClientAssertionCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: noDiscovery})
+		}
 		tenantID := orEnv(cfg.TenantID, "AZURE_TENANT_ID")
 		clientID := orEnv(cfg.ClientID, "AZURE_CLIENT_ID")
 		tokenFile := orEnv(cfg.TokenFile, "AZURE_FEDERATED_TOKEN_FILE")

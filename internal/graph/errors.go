@@ -140,10 +140,14 @@ func (e *networkError) Error() string { return fmt.Sprintf("graph: %s: %v", e.op
 func (e *networkError) Unwrap() error { return e.err }
 
 // isTransientTransportError tells network trouble worth retrying from errors that will repeat
-// (an untrusted server certificate, a malformed URL).
+// (an untrusted server certificate, a malformed URL, a refused redirect).
 func isTransientTransportError(err error) bool {
 	var certErr *tls.CertificateVerificationError
 	if errors.As(err, &certErr) {
+		return false
+	}
+	// A refused redirect comes wrapped in a *url.Error, which is a net.Error: it would repeat.
+	if _, ok := asRedirectError(err); ok {
 		return false
 	}
 	var ne net.Error

@@ -13,8 +13,13 @@ type Throttle struct {
 	until time.Time
 }
 
-// holdUntil makes calls wait until at least t.
+// holdUntil makes calls wait until at least until, but never past maxRetryAfter from now: the
+// client caps the waits it is asked for already, and this keeps the gate that holds back every
+// connection of the app bounded on its own, whoever calls it.
 func (t *Throttle) holdUntil(until time.Time) {
+	if limit := time.Now().Add(maxRetryAfter); until.After(limit) {
+		until = limit
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if until.After(t.until) {

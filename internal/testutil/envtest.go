@@ -45,16 +45,19 @@ func AssetsDir() (string, error) {
 	return filepath.Dir(matches[len(matches)-1]), nil
 }
 
-// NewEnvironment returns an envtest environment with the CRDs of config/crd/bases.
+// NewEnvironment returns an envtest environment with the CRDs of config/crd/bases, whose service-account
+// issuer a relying party (graphsim) can verify tokens of.
 func NewEnvironment() (*envtest.Environment, error) {
 	assets, err := AssetsDir()
 	if err != nil {
 		return nil, err
 	}
-	return &envtest.Environment{
+	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 		Scheme:                Scheme(),
-	}, nil
+	}
+	ServeServiceAccountIssuer(env.ControlPlane.GetAPIServer())
+	return env, nil
 }

@@ -30,6 +30,9 @@ type FileConfig struct {
 	Seed                  int64        `json:"seed,omitempty"`
 	StateFile             string       `json:"stateFile,omitempty"`
 	ServerNames           []string     `json:"serverNames,omitempty"`
+	// OIDCIssuerCAFile is a PEM bundle trusted, besides the system's roots, when fetching external
+	// OIDC issuers' documents (apps' federatedCredentials), e.g. a test kube-apiserver's serving CA.
+	OIDCIssuerCAFile string `json:"oidcIssuerCAFile,omitempty"`
 }
 
 // FileTenant is a Tenant whose apps name their certificates by file.
@@ -67,6 +70,11 @@ func LoadConfig(path string) (Config, error) {
 		Addr: fc.Addr, Audience: fc.Audience, PageSize: fc.PageSize, Limits: fc.Limits, Faults: fc.Faults,
 		Seed: fc.Seed, StateFile: rel(fc.StateFile), ServerNames: fc.ServerNames,
 		ConnectorProviderName: fc.ConnectorProviderName, ConnectorKeyName: fc.ConnectorKeyName,
+	}
+	if fc.OIDCIssuerCAFile != "" {
+		if cfg.OIDCIssuerRoots, err = LoadIssuerRoots(rel(fc.OIDCIssuerCAFile)); err != nil {
+			return Config{}, err
+		}
 	}
 	if fc.ConnectorKeyFile != "" {
 		if cfg.ConnectorKey, err = readRSAKey(rel(fc.ConnectorKeyFile)); err != nil {

@@ -38,6 +38,10 @@ type Config struct {
 	// keyName (encryptionKeyName for pfxUserCertificate): the connector looks its key up by them.
 	ConnectorProviderName string
 	ConnectorKeyName      string
+	// OIDCIssuerRoots are the roots trusted when fetching an external OIDC issuer's discovery document
+	// and keys (App.FederatedCredentials); nil = the system's. LoadIssuerRoots adds a private CA, such
+	// as a test kube-apiserver's, to the system's.
+	OIDCIssuerRoots *x509.CertPool
 }
 
 // Tenant is one Entra ID tenant with its app registrations, users and Intune device configurations.
@@ -51,10 +55,14 @@ type Tenant struct {
 
 // App is an app registration (service principal) able to sign in with client credentials.
 type App struct {
-	ClientID          string              `json:"clientId"`
-	ClientSecret      string              `json:"clientSecret,omitempty"` // client-secret flow; "" disables it
-	Certificates      []*x509.Certificate `json:"-"`                      // client-assertion flow (x5t / x5t#S256 header)
-	FederatedSubjects []string            `json:"federatedSubjects,omitempty"`
+	ClientID     string              `json:"clientId"`
+	ClientSecret string              `json:"clientSecret,omitempty"` // client-secret flow; "" disables it
+	Certificates []*x509.Certificate `json:"-"`                      // client-assertion flow (x5t / x5t#S256 header)
+	// FederatedSubjects are subjects accepted from the built-in issuer (FederatedIssuer, FederatedToken).
+	FederatedSubjects []string `json:"federatedSubjects,omitempty"`
+	// FederatedCredentials are federated identity credentials of any issuer; an external issuer's keys
+	// are found by OIDC discovery, as Entra ID finds them.
+	FederatedCredentials []FederatedCredential `json:"federatedCredentials,omitempty"`
 	// Roles are the application permissions granted; nil means DefaultRoles.
 	Roles []string `json:"roles,omitempty"`
 	// ManagedIdentity makes the app a managed identity's service principal: it signs in through the
@@ -106,14 +114,27 @@ type Faults struct {
 }
 
 // Entry is one journaled request. Status 0 means the connection was dropped without an answer.
+//
+// The credential fields say which kinds of credential a request carried, never their values: a test
+// pointing the operator at an emulator posing as an attacker's host asserts from them that nothing was
+// handed over, whatever the path (unknown paths are journaled with their 404 like any other request).
 type Entry struct {
 	Time       time.Time     `json:"time"`
 	Method     string        `json:"method"`
-	Path       string        `json:"path"` // path+query as received
+	Path       string        `json:"path"` // path+query as received, credential values in the query REDACTED
 	Status     int           `json:"status"`
 	TenantID   string        `json:"tenantId,omitempty"`
 	ClientID   string        `json:"clientId,omitempty"`
 	RetryAfter time.Duration `json:"retryAfter,omitempty"`
+
+	Authorization   bool `json:"authorization,omitempty"`   // an Authorization header (bearer token, basic auth...)
+	ClientSecret    bool `json:"clientSecret,omitempty"`    // a non-empty client_secret (form, query or basic auth)
+	ClientAssertion bool `json:"clientAssertion,omitempty"` // a non-empty client_assertion (form or query)
+	IdentityHeader  bool `json:"identityHeader,omitempty"`  // an X-IDENTITY-HEADER (the managed identity endpoint's secret)
+	// AssertionIssuer and AssertionSubject are the client assertion's unverified iss and sub claims,
+	// e.g. a Kubernetes API server and "system:serviceaccount:<namespace>:<name>". Not secret.
+	AssertionIssuer  string `json:"assertionIssuer,omitempty"`
+	AssertionSubject string `json:"assertionSubject,omitempty"`
 }
 
 // Server is a running emulator.
@@ -129,6 +150,7 @@ type Server struct {
 	caPool         *x509.CertPool
 	signIn         http.Handler
 	admin          http.Handler
+	issuers        *issuerKeys // external OIDC issuers' keys (federation.go)
 
 	mu            sync.Mutex // guards everything below
 	tenants       map[string]*tenantState
@@ -167,8 +189,14 @@ func Start(cfg Config) (*Server, error) {
 		if t.ID == "" || s.tenants[t.ID] != nil {
 			return nil, fmt.Errorf("graphsim: tenant id %q is empty or repeated", t.ID)
 		}
+		for _, app := range t.Apps {
+			if err := s.validateFederatedCredentials(t.ID, app); err != nil {
+				return nil, err
+			}
+		}
 		s.tenants[t.ID] = newTenantState(t)
 	}
+	s.issuers = newIssuerKeys(cfg.OIDCIssuerRoots)
 
 	loaded, err := s.loadState()
 	if err != nil {
@@ -289,29 +317,37 @@ func (s *Server) CheckFailures() []string {
 	return append([]string(nil), s.checkFailures...)
 }
 
-// ServeHTTP dispatches to the admin surface, Graph or sign-in, and journals everything but admin calls.
+// ServeHTTP dispatches to the admin surface, Graph or sign-in, and journals everything but admin calls:
+// sign-in, the managed identity endpoint, Graph, and unknown paths alike.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isAdminPath(r.URL.Path) {
 		s.serveAdmin(w, r)
 		return
 	}
 	tw := &trackedWriter{ResponseWriter: w}
-	entry := Entry{Time: s.now(), Method: r.Method, Path: r.URL.RequestURI()}
+	entry := Entry{Time: s.now(), Method: r.Method, Path: journalPath(r.URL)}
+	notePresentedCredentials(&entry, r) // before the handler consumes the body
+	// Deferred so that even a handler that panics leaves its entry (as a dropped connection: net/http
+	// aborts the answer).
+	returned := false
+	defer func() {
+		entry.Status, entry.TenantID, entry.ClientID = tw.status, tw.tenantID, tw.clientID
+		entry.RetryAfter = retryAfterOf(tw.Header())
+		if tw.hijacked || !returned {
+			entry.Status = 0
+		} else if entry.Status == 0 {
+			entry.Status = http.StatusOK
+		}
+		s.mu.Lock()
+		s.journal = append(s.journal, entry)
+		s.mu.Unlock()
+	}()
 	if isGraphPath(r.URL.Path) {
 		s.serveGraph(tw, r)
 	} else {
 		s.serveSignIn(tw, r)
 	}
-	entry.Status, entry.TenantID, entry.ClientID = tw.status, tw.tenantID, tw.clientID
-	entry.RetryAfter = retryAfterOf(tw.Header())
-	if tw.hijacked {
-		entry.Status = 0
-	} else if entry.Status == 0 {
-		entry.Status = http.StatusOK
-	}
-	s.mu.Lock()
-	s.journal = append(s.journal, entry)
-	s.mu.Unlock()
+	returned = true
 }
 
 // trackedWriter remembers what was sent, and who asked, for the journal.

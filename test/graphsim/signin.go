@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"context"
 	"crypto/sha1" //nolint:gosec // x5t is defined as a SHA-1 thumbprint
 	"crypto/sha256"
 	"crypto/subtle"
@@ -167,7 +168,7 @@ func (s *Server) authenticateClient(ts *tenantState, grantType, clientID, scope 
 			return App{}, &aadErr{http.StatusBadRequest, "invalid_request", 50027,
 				"client_assertion_type must be " + jwtBearerAssertion + "."}
 		}
-		if e := s.verifyAssertion(ts.cfg.ID, app, assertion); e != nil {
+		if e := s.verifyAssertion(r.Context(), ts.cfg.ID, app, assertion); e != nil {
 			return App{}, e
 		}
 	default:
@@ -193,8 +194,8 @@ func (s *Server) checkScope(scope string) *aadErr {
 }
 
 // verifyAssertion checks a client assertion: signed by a registered certificate (x5t / x5t#S256
-// header), or else a federated token from the emulated Kubernetes OIDC issuer.
-func (s *Server) verifyAssertion(tenantID string, app App, assertion string) *aadErr {
+// header), or else a federated token from an issuer in the app's federated credentials (federation.go).
+func (s *Server) verifyAssertion(ctx context.Context, tenantID string, app App, assertion string) *aadErr {
 	unverified, _, err := jwt.NewParser().ParseUnverified(assertion, jwt.MapClaims{})
 	if err != nil {
 		return &aadErr{http.StatusUnauthorized, "invalid_client", 50027, "JWT token is invalid or malformed."}
@@ -202,7 +203,7 @@ func (s *Server) verifyAssertion(tenantID string, app App, assertion string) *aa
 	if hasThumbprint(unverified.Header) {
 		return s.verifyCertificateAssertion(tenantID, app, assertion, unverified.Header)
 	}
-	return s.verifyFederatedAssertion(app, assertion)
+	return s.verifyFederatedAssertion(ctx, app, assertion, unverified)
 }
 
 func (s *Server) verifyCertificateAssertion(tenantID string, app App, assertion string, header map[string]any) *aadErr {
@@ -216,44 +217,19 @@ func (s *Server) verifyCertificateAssertion(tenantID string, app App, assertion 
 		jwt.WithAudience(s.tokenEndpoint(tenantID)),
 		jwt.WithIssuer(app.ClientID), jwt.WithSubject(app.ClientID),
 		jwt.WithExpirationRequired(), jwt.WithTimeFunc(s.now))
-	return assertionError(err, "")
+	return assertionError(err)
 }
 
-func (s *Server) verifyFederatedAssertion(app App, assertion string) *aadErr {
-	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(assertion, claims, func(*jwt.Token) (any, error) { return s.keys.issuerKey.Public(), nil },
-		jwt.WithValidMethods([]string{"ES256"}),
-		jwt.WithIssuer(s.FederatedIssuer()), jwt.WithAudience(federatedAudience),
-		jwt.WithExpirationRequired(), jwt.WithTimeFunc(s.now))
-	sub, _ := claims["sub"].(string)
-	noRecord := fmt.Sprintf("No matching federated identity record found for presented assertion. Assertion Issuer: '%s'. Assertion Subject: '%s'. Assertion Audience: '%s'.",
-		s.FederatedIssuer(), sub, federatedAudience)
-	if e := assertionError(err, noRecord); e != nil {
-		return e
-	}
-	for _, allowed := range app.FederatedSubjects {
-		if sub == allowed {
-			return nil
-		}
-	}
-	return &aadErr{http.StatusUnauthorized, "invalid_client", 70021, noRecord}
-}
-
-// assertionError maps a JWT validation error to Entra ID's answer; mismatch is the text used when
-// issuer/subject/audience do not match (federated flow), "" for the certificate flow's own texts.
-func assertionError(err error, mismatch string) *aadErr {
+// assertionError maps a certificate assertion's JWT validation error to Entra ID's answer.
+func assertionError(err error) *aadErr {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, jwt.ErrTokenExpired), errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return &aadErr{http.StatusUnauthorized, "invalid_client", 700024, "Client assertion is not within its valid time range."}
-	case errors.Is(err, jwt.ErrTokenInvalidAudience), errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, jwt.ErrTokenInvalidSubject):
-		if mismatch != "" {
-			return &aadErr{http.StatusUnauthorized, "invalid_client", 70021, mismatch}
-		}
-		if errors.Is(err, jwt.ErrTokenInvalidAudience) {
-			return &aadErr{http.StatusUnauthorized, "invalid_client", 50013, "Assertion audience does not match the token endpoint."}
-		}
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return &aadErr{http.StatusUnauthorized, "invalid_client", 50013, "Assertion audience does not match the token endpoint."}
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, jwt.ErrTokenInvalidSubject):
 		return &aadErr{http.StatusUnauthorized, "invalid_client", 700021, "Client assertion issuer and subject must both be the client_id."}
 	default:
 		return &aadErr{http.StatusUnauthorized, "invalid_client", 700027, "Client assertion failed signature validation."}

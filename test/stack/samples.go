@@ -25,6 +25,9 @@ import (
 var SampleKinds = []string{"clustergraphconnections", "graphconnections", "userpfxcertificates",
 	"manageddevicecertificatestates", "pfxrecryptionrequests", "pfxusercertificates"}
 
+// SampleServiceAccount is the ServiceAccount config/samples' GraphConnection signs in as.
+const SampleServiceAccount = "intune-graph"
+
 // SamplePassword protects the demo PFX of alice.
 const SamplePassword = "Demo-Pa55word!"
 
@@ -34,8 +37,8 @@ type SampleMaterial struct {
 }
 
 // ApplySamples creates what config/samples refer to (Secrets with freshly issued certificates, the
-// pfxUserCertificate record Graph only lets one update) and applies config/samples with kubectl, the two
-// connection samples pointed at graphsim.
+// pfxUserCertificate record Graph only lets one update, the app's trust in the sample ServiceAccount) and
+// applies config/samples with kubectl, the two connection samples pointed at graphsim.
 func (s *Stack) ApplySamples(ctx context.Context, namespace string) (*SampleMaterial, error) {
 	m := &SampleMaterial{}
 	var err error
@@ -59,8 +62,6 @@ func (s *Stack) ApplySamples(ctx context.Context, namespace string) (*SampleMate
 			Data: map[string][]byte{corev1.TLSCertKey: m.Bob.CertPEM(), corev1.TLSPrivateKeyKey: m.Bob.KeyPEM()}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "alice-iphone-cert", Namespace: namespace},
 			Data: map[string][]byte{corev1.TLSCertKey: m.AliceIPhone.CertPEM()}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "graph-app", Namespace: namespace},
-			Data: map[string][]byte{"clientSecret": []byte(s.ClientSecret)}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "intune-connector-key", Namespace: namespace},
 			Data: map[string]string{"public.pem": string(testutil.PublicKeyPEM(&s.ConnectorKey.PublicKey))}},
 	}
@@ -72,6 +73,10 @@ func (s *Stack) ApplySamples(ctx context.Context, namespace string) (*SampleMate
 	if err := s.Sim(http.MethodPut, "pfxUserCertificates/"+TenantID, graphsim.PfxUserCertificate{
 		ID: PfxUserCertificateID, TenantID: TenantID, UserID: AliceID, UserUpn: "alice@contoso.com",
 	}, nil); err != nil {
+		return nil, err
+	}
+	// The GraphConnection sample signs in as the sample ServiceAccount of namespace.
+	if err := s.TrustServiceAccount(namespace, SampleServiceAccount); err != nil {
 		return nil, err
 	}
 	dir, err := s.samplesForGraphsim()
@@ -109,7 +114,13 @@ func (s *Stack) samplesForGraphsim() (string, error) {
 				return "", err
 			}
 		case "GraphConnection":
+			// The sample's own credential (its namespace's ServiceAccount), signing in to graphsim.
+			var sample intunev1alpha1.GraphConnection
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &sample); err != nil {
+				return "", fmt.Errorf("%s: %w", f, err)
+			}
 			spec := s.ConnectionSpec("graph-app", "intune-connector-key")
+			spec.Credential = sample.Spec.Credential
 			spec.PfxEncryption.PublicKeyRef.Kind = "ConfigMap"
 			if data, err = s.withSpec(u, spec); err != nil {
 				return "", err

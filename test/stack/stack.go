@@ -56,8 +56,11 @@ type Options struct {
 	Limits graphsim.Limits
 	// ExtraUsers are added to the tenant besides alice and bob.
 	ExtraUsers []graphsim.User
-	// OperatorArgs are added to the operator's command line.
+	// OperatorArgs are added to the operator's command line, after the stack's own (so they win). The stack
+	// passes --allowed-endpoint-hosts with graphsim's host, as an administrator lists a private endpoint.
 	OperatorArgs []string
+	// OperatorEnv is added to the operator's environment (e.g. AZURE_* variables of an ambient identity).
+	OperatorEnv []string
 	// NoDefaultConnection leaves out the ClusterGraphConnection "default" (config/samples brings one).
 	NoDefaultConnection bool
 	// BinDir is where the operator and graphsim are built (default: the repository's bin/). A directory
@@ -77,7 +80,11 @@ type Stack struct {
 	Kubectl         string // path of the kubectl binary hack/control-plane.sh built
 
 	GraphsimURL  string
-	CAFile       string
+	CAFile       string // graphsim's CA, which the operator trusts
+	// APIServerCAFile is the API server's serving CA; ServiceAccountIssuer its service-account issuer, which
+	// graphsim trusts for the federated credentials TrustServiceAccount adds.
+	APIServerCAFile      string
+	ServiceAccountIssuer string
 	ClientSecret string // the app's client secret, random per stack
 	ConnectorKey *rsa.PrivateKey
 	Graphsim     *Process
@@ -85,6 +92,7 @@ type Stack struct {
 	MetricsURL   string
 
 	opts               Options
+	graphsimConfig     graphsim.FileConfig
 	operatorKubeconfig string
 	bin                string
 	replicas           []*Replica // started by StartReplica, stopped with the stack
@@ -165,9 +173,15 @@ func (s *Stack) startControlPlane() error {
 	env.ControlPlaneStartTimeout = time.Minute
 	env.ControlPlane.Etcd = &envtest.Etcd{DataDir: etcdDir, Out: etcdLog, Err: etcdLog}
 	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir, Out: apiLog, Err: apiLog}
+	testutil.ServeServiceAccountIssuer(env.ControlPlane.APIServer)
 	cfg, err := env.Start()
 	if err != nil {
 		return fmt.Errorf("starting the control plane: %w", err)
+	}
+	// graphsim, as Entra ID, reads the cluster's service-account issuer to verify federated sign-ins.
+	s.APIServerCAFile = filepath.Join(s.Dir, "kube-ca.pem")
+	if err := os.WriteFile(s.APIServerCAFile, cfg.CAData, 0o644); err != nil {
+		return err
 	}
 	s.Env = env
 	s.Kubectl = filepath.Join(env.BinaryAssetsDirectory, "kubectl")
@@ -188,6 +202,9 @@ func (s *Stack) startControlPlane() error {
 	}
 	s.operatorKubeconfig = filepath.Join(s.Dir, "operator.kubeconfig")
 	if err := os.WriteFile(s.operatorKubeconfig, kubeconfig, 0o600); err != nil {
+		return err
+	}
+	if s.ServiceAccountIssuer, err = testutil.PublishServiceAccountIssuer(context.Background(), cfg, s.Client); err != nil {
 		return err
 	}
 	return s.bindOperatorRBAC(context.Background())
@@ -271,15 +288,33 @@ func (s *Stack) startGraphsim() error {
 	if s.opts.GraphsimInMemory {
 		cfg.StateFile = ""
 	}
-	data, err := yaml.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	configFile := filepath.Join(s.Dir, "graphsim.yaml")
-	if err := os.WriteFile(configFile, data, 0o600); err != nil {
+	cfg.OIDCIssuerCAFile = s.APIServerCAFile
+	s.graphsimConfig = cfg
+	if err := s.writeGraphsimConfig(); err != nil {
 		return err
 	}
 	s.CAFile = filepath.Join(s.Dir, "graphsim-ca.pem")
+	return s.RestartGraphsim()
+}
+
+func (s *Stack) writeGraphsimConfig() error {
+	data, err := yaml.Marshal(s.graphsimConfig)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.Dir, "graphsim.yaml"), data, 0o600)
+}
+
+// TrustServiceAccount adds a federated credential for a ServiceAccount of this cluster to the app, as an
+// administrator does in Entra ID, and restarts graphsim to load it (records and address stay; an in-memory
+// graphsim starts empty).
+func (s *Stack) TrustServiceAccount(namespace, name string) error {
+	app := &s.graphsimConfig.Tenants[0].Apps[0]
+	app.FederatedCredentials = append(app.FederatedCredentials, graphsim.FederatedCredential{
+		Issuer: s.ServiceAccountIssuer, Subject: "system:serviceaccount:" + namespace + ":" + name})
+	if err := s.writeGraphsimConfig(); err != nil {
+		return err
+	}
 	return s.RestartGraphsim()
 }
 
@@ -354,6 +389,7 @@ func (s *Stack) startOperatorProcess(name string, extraArgs ...string) (*Replica
 		"--operator-namespace", OperatorNamespace,
 		"--metrics-bind-address", metrics, "--metrics-secure=false",
 		"--health-probe-bind-address", health,
+		"--allowed-endpoint-hosts", strings.TrimPrefix(s.GraphsimURL, "https://"),
 	}, append(slices.Clone(s.opts.OperatorArgs), extraArgs...)...)
 	scheme := "http" // the last --metrics-secure wins
 	for _, a := range args {
@@ -369,7 +405,7 @@ func (s *Stack) startOperatorProcess(name string, extraArgs ...string) (*Replica
 		return nil, err
 	}
 	p, _, err := startProcess(name, filepath.Join(s.Dir, name+".log"), filepath.Join(s.bin, "manager"),
-		args, append(env, "SSL_CERT_FILE="+s.CAFile), "")
+		args, append(append(env, "SSL_CERT_FILE="+s.CAFile), s.opts.OperatorEnv...), "")
 	if err != nil {
 		return nil, err
 	}

@@ -22,9 +22,10 @@ func main() {
 func run() error {
 	addr := flag.String("addr", "", "listen address (default 127.0.0.1:0, or the config file's addr)")
 	caFile := flag.String("ca-file", "", "write the emulator's CA certificate (PEM) to this file")
-	configFile := flag.String("config", "", "JSON or YAML file with tenants, apps, users, limits, faults, pageSize and connectorKeyFile")
+	configFile := flag.String("config", "", "JSON or YAML file with tenants, apps, users, limits, faults, pageSize, connectorKeyFile and oidcIssuerCAFile")
 	stateFile := flag.String("state-file", "", "persist records here so a restarted emulator keeps them")
 	seed := flag.Int64("seed", 0, "seed for ids and fault choice (overrides the config file's seed when set)")
+	issuerCAFile := flag.String("oidc-issuer-ca-file", "", "PEM CA bundle trusted besides the system's when fetching OIDC issuers' keys for federated credentials (overrides the config file's oidcIssuerCAFile)")
 	flag.Parse()
 
 	var cfg graphsim.Config
@@ -44,6 +45,13 @@ func run() error {
 			cfg.Seed = *seed
 		}
 	})
+	if *issuerCAFile != "" {
+		roots, err := graphsim.LoadIssuerRoots(*issuerCAFile)
+		if err != nil {
+			return err
+		}
+		cfg.OIDCIssuerRoots = roots
+	}
 
 	s, err := graphsim.Start(cfg)
 	if err != nil {
