@@ -82,6 +82,11 @@ func (s *Server) newAdminMux() *http.ServeMux {
 		s.SetFaults(f)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	// The secret a host's processes send to its identity endpoint (IDENTITY_HEADER), for a process started
+	// as if it ran on that host.
+	m.HandleFunc("GET /_sim/identity", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"header": s.IdentityHeader()})
+	})
 	m.HandleFunc("GET /_sim/records", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.adminRecords())
 	})

@@ -37,6 +37,11 @@ func (s *Server) injectFault(w *trackedWriter, r *http.Request) bool {
 	if status == 0 { // also a Script entry of 0: answer this request normally
 		return false
 	}
+	if status >= 300 && status < 400 {
+		w.Header().Set("Location", f.RedirectTo+r.URL.RequestURI())
+		w.WriteHeader(status)
+		return true
+	}
 	if status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(f.RetryAfter)))
 	}

@@ -111,6 +111,9 @@ type Faults struct {
 	// DeleteLinger imitates the known service bug: a deleted userPfxCertificate keeps being listed
 	// (list only, GET by id is 404) for this long after the 204.
 	DeleteLinger time.Duration `json:"deleteLinger,omitempty"`
+	// RedirectTo is where a 3xx status of Script sends the request: RedirectTo + the request's path and
+	// query (a hostile or misconfigured front end; the operator must follow no redirect).
+	RedirectTo string `json:"redirectTo,omitempty"`
 }
 
 // Entry is one journaled request. Status 0 means the connection was dropped without an answer.

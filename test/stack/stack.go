@@ -42,6 +42,7 @@ const (
 	BobID                 = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
 	DeviceConfigurationID = "0c6d3b1a-7f2e-4d4c-9b8a-1e2f3a4b5c6d"
 	PfxUserCertificateID  = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+	HostIdentityClientID  = "1f2e3d4c-5b6a-4978-8a6b-5c4d3e2f1a0b"
 	OperatorNamespace     = "intune-cert-operator-system"
 	// OperatorUser is the identity the operator runs as, bound only to config/rbac.
 	OperatorUser = "system:serviceaccount:intune-cert-operator-system:intune-cert-operator-controller-manager"
@@ -79,23 +80,25 @@ type Stack struct {
 	AdminKubeconfig string
 	Kubectl         string // path of the kubectl binary hack/control-plane.sh built
 
-	GraphsimURL  string
-	CAFile       string // graphsim's CA, which the operator trusts
+	GraphsimURL string
+	CAFile      string // graphsim's CA, which the operator trusts
 	// APIServerCAFile is the API server's serving CA; ServiceAccountIssuer its service-account issuer, which
 	// graphsim trusts for the federated credentials TrustServiceAccount adds.
 	APIServerCAFile      string
 	ServiceAccountIssuer string
-	ClientSecret string // the app's client secret, random per stack
-	ConnectorKey *rsa.PrivateKey
-	Graphsim     *Process
-	Operator     *Process
-	MetricsURL   string
+	ClientSecret         string // the app's client secret, random per stack
+	ConnectorKey         *rsa.PrivateKey
+	Graphsim             *Process
+	Operator             *Process
+	MetricsURL           string
 
 	opts               Options
 	graphsimConfig     graphsim.FileConfig
 	operatorKubeconfig string
 	bin                string
 	replicas           []*Replica // started by StartReplica, stopped with the stack
+	attackers          []*Attacker
+	extraCAFiles       []string   // trusted by the operator besides graphsim's CA
 	logFiles           []*os.File // of the control plane, closed by Stop
 }
 
@@ -274,8 +277,10 @@ func (s *Stack) startGraphsim() error {
 	}, s.opts.ExtraUsers...)
 	cfg := graphsim.FileConfig{
 		Tenants: []graphsim.FileTenant{{
-			ID:                   TenantID,
-			Apps:                 []graphsim.FileApp{{App: graphsim.App{ClientID: ClientID, ClientSecret: s.ClientSecret}}},
+			ID: TenantID,
+			Apps: []graphsim.FileApp{{App: graphsim.App{ClientID: ClientID, ClientSecret: s.ClientSecret}},
+				// The identity of the host the operator runs on (ManagedIdentity), never a namespace's to use.
+				{App: graphsim.App{ClientID: HostIdentityClientID, ManagedIdentity: true}}},
 			Users:                users,
 			DeviceConfigurations: []graphsim.DeviceConfiguration{{ID: DeviceConfigurationID, ProfileType: "iosScep"}},
 		}},
@@ -404,8 +409,12 @@ func (s *Stack) startOperatorProcess(name string, extraArgs ...string) (*Replica
 	if err != nil {
 		return nil, err
 	}
+	trust, err := s.trustBundle()
+	if err != nil {
+		return nil, err
+	}
 	p, _, err := startProcess(name, filepath.Join(s.Dir, name+".log"), filepath.Join(s.bin, "manager"),
-		args, append(append(env, "SSL_CERT_FILE="+s.CAFile), s.opts.OperatorEnv...), "")
+		args, append(append(env, "SSL_CERT_FILE="+trust), s.opts.OperatorEnv...), "")
 	if err != nil {
 		return nil, err
 	}
@@ -427,10 +436,14 @@ func (s *Stack) startOperatorProcess(name string, extraArgs ...string) (*Replica
 	return nil, fmt.Errorf("the operator was not ready within a minute (see %s)", p.LogPath)
 }
 
-// RestartOperator stops the operator and starts it again with args in place of Options.OperatorArgs.
-func (s *Stack) RestartOperator(args []string) error {
+// RestartOperator stops the operator and starts it again with args in place of Options.OperatorArgs (and
+// env, when given, in place of Options.OperatorEnv).
+func (s *Stack) RestartOperator(args []string, env ...string) error {
 	s.Operator.Stop()
 	s.opts.OperatorArgs = args
+	if env != nil {
+		s.opts.OperatorEnv = env
+	}
 	return s.StartOperator()
 }
 
@@ -450,6 +463,9 @@ func (s *Stack) Stop() {
 	}
 	s.Operator.Stop()
 	s.Graphsim.Stop()
+	for _, a := range s.attackers {
+		a.Process.Stop()
+	}
 	if s.Env != nil {
 		_ = s.Env.Stop()
 	}
