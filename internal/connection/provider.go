@@ -5,8 +5,8 @@ package connection
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"math"
+	"net/http"
 	"strings"
 	"sync"
 	"time"

@@ -107,7 +107,7 @@ func TestNamespaceCannotTurnTheOperatorAgainstItsOwner(t *testing.T) {
 			"the pod's federated token": func(e graphsim.Entry) bool {
 				return e.ClientAssertion && e.AssertionSubject == stack.OperatorUser
 			},
-			"the pod's client secret": func(e graphsim.Entry) bool { return e.ClientSecret && e.ClientID == stack.ClientID },
+			"the pod's client secret":                      func(e graphsim.Entry) bool { return e.ClientSecret && e.ClientID == stack.ClientID },
 			"a token of the host's identity or of the app": func(e graphsim.Entry) bool { return e.Authorization },
 		}
 		waitFor(t, "the attacker's host to receive the operator's credentials", func() error {
