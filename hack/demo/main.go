@@ -1,7 +1,9 @@
 // Command demo runs the operator's main job on its embedded default: a local control plane, graphsim (the
 // Graph emulator) as its own process, and the operator binary signing in to graphsim with the real
-// azidentity client-secret flow. It applies config/samples, waits until every sample is Ready, prints what
-// Kubernetes and "Intune" now hold, and runs until Ctrl-C (or exits at once with --once / DEMO_ONCE=1).
+// azidentity client-secret flow (and the namespaced GraphConnection sample as its own ServiceAccount). It
+// applies config/samples, waits until every sample is Ready, shows a namespace owner's attempt to borrow
+// the operator's identity refused, prints what Kubernetes and "Intune" now hold, and runs until Ctrl-C (or
+// exits at once with --once / DEMO_ONCE=1).
 package main
 
 import (
@@ -60,6 +62,11 @@ func run(dir string, once bool) error {
 	step("kubectl get certops -A")
 	fmt.Print(out)
 
+	step("A namespace owner tries to make the operator sign in as itself, and to send a token to a host of theirs")
+	if err := refuseBorrowedIdentity(ctx, s); err != nil {
+		return err
+	}
+
 	step("What graphsim (Intune) now holds (secrets shown as their lengths)")
 	records, err := s.Records()
 	if err != nil {
@@ -77,3 +84,47 @@ func run(dir string, once bool) error {
 }
 
 func step(msg string) { fmt.Printf("\n==> %s\n", msg) }
+
+// hostileConnections are what someone who owns only the namespace team-mallory may apply: the operator
+// refuses both before any Secret is read or any token requested (docs/security.md).
+const hostileConnections = `apiVersion: v1
+kind: Namespace
+metadata: {name: team-mallory}
+---
+apiVersion: intune.certops.dev/v1alpha1
+kind: GraphConnection
+metadata: {name: borrow-operator-identity, namespace: team-mallory}
+spec:
+  tenantId: ` + stack.TenantID + `
+  credential: {type: WorkloadIdentity}      # no serviceAccountName: the operator pod's own token
+---
+apiVersion: intune.certops.dev/v1alpha1
+kind: GraphConnection
+metadata: {name: token-to-my-host, namespace: team-mallory}
+spec:
+  tenantId: ` + stack.TenantID + `
+  graphEndpoint: https://graph.mallory.example
+  credential: {type: ClientSecret, clientId: ` + stack.ClientID + `, secretRef: {name: mallory-app}}
+`
+
+func refuseBorrowedIdentity(ctx context.Context, s *stack.Stack) error {
+	manifest := filepath.Join(s.Dir, "hostile-connections.yaml")
+	if err := os.WriteFile(manifest, []byte(hostileConnections), 0o644); err != nil {
+		return err
+	}
+	if _, err := s.KubectlRun(ctx, "apply", "-f", manifest); err != nil {
+		return err
+	}
+	for _, wait := range []struct{ name, reason string }{
+		{"borrow-operator-identity", "AmbientCredentialsNotAllowed"}, {"token-to-my-host", "EndpointNotAllowed"},
+	} {
+		if _, err := s.KubectlRun(ctx, "wait", "-n", "team-mallory", "graphconnection/"+wait.name, "--timeout=2m",
+			`--for=jsonpath={.status.conditions[?(@.type=="Ready")].reason}=`+wait.reason); err != nil {
+			return err
+		}
+	}
+	out, err := s.KubectlRun(ctx, "get", "graphconnections", "-n", "team-mallory",
+		"-o", "custom-columns=NAME:.metadata.name,READY:.status.conditions[0].status,REASON:.status.conditions[0].reason,MESSAGE:.status.conditions[0].message")
+	fmt.Print(out)
+	return err
+}
