@@ -10,3 +10,6 @@ grep -rl --include='*_test.go' '^func Fuzz' . | while read -r file; do
     go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" -fuzzminimizetime=5s "$pkg"
   done
 done
+# How long refusing a key-derivation bomb takes (a figure to read, not a pass/fail threshold).
+echo "bench: time to refuse a PFX whose key inside an encrypted safe asks for 2^40 key-derivation iterations"
+go test -run='^$' -bench='^BenchmarkRefuseBomb$' -benchtime=20x ./internal/pfx/

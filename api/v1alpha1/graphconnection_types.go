@@ -106,6 +106,16 @@ type GraphConnectionSpec struct {
 	PfxEncryption *PfxEncryption `json:"pfxEncryption,omitempty"`
 }
 
+// ClusterGraphConnectionSpec is a GraphConnectionSpec plus who may use the connection.
+type ClusterGraphConnectionSpec struct {
+	GraphConnectionSpec `json:",inline"`
+
+	// access says which namespaces may use this connection, for which kinds, purposes and users. Absent:
+	// only resources in the operator's own namespace (others get Ready=False AccessDenied).
+	// +optional
+	Access *ConnectionAccess `json:"access,omitempty"`
+}
+
 // GraphConnectionStatus reports whether the credential works.
 type GraphConnectionStatus struct {
 	CommonStatus `json:",inline"`
@@ -152,14 +162,15 @@ type GraphConnectionList struct {
 // +kubebuilder:printcolumn:name="Credential",type=string,JSONPath=`.spec.credential.type`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
-// ClusterGraphConnection is a connection to Microsoft Graph any namespace may use. Its Secrets are read from
-// the operator's namespace. Resources without a connectionRef use the one named "default".
+// ClusterGraphConnection is a connection to Microsoft Graph that spec.access lets namespaces use (without
+// access, only the operator's own namespace). Its Secrets are read from the operator's namespace. Resources
+// without a connectionRef use the one named "default".
 type ClusterGraphConnection struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
-	Spec GraphConnectionSpec `json:"spec"`
+	Spec ClusterGraphConnectionSpec `json:"spec"`
 	// +optional
 	Status GraphConnectionStatus `json:"status,omitempty"`
 }

@@ -31,6 +31,10 @@ const (
 	ReasonAmbientCredentialsNotAllowed = "AmbientCredentialsNotAllowed"
 	// ReasonEndpointNotAllowed: a GraphConnection named a Graph or sign-in host the operator does not trust.
 	ReasonEndpointNotAllowed = "EndpointNotAllowed"
+	// ReasonAccessDenied: the ClusterGraphConnection's access rules do not let this resource use it.
+	ReasonAccessDenied = "AccessDenied"
+	// ReasonRecordClaimed: another resource manages the Intune record this one names.
+	ReasonRecordClaimed = "RecordClaimed"
 	ReasonThrottled          = "Throttled"
 	ReasonGraphError         = "GraphError"
 	// ReasonGraphRejected: Graph refused the request itself (400, 403); sending it again will not help.

@@ -31,6 +31,8 @@ local terminal = {
   GraphRejected = true,
   AmbientCredentialsNotAllowed = true,
   EndpointNotAllowed = true,
+  AccessDenied = true,
+  RecordClaimed = true,
 }
 
 local function messageOf(condition)

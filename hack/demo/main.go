@@ -62,7 +62,7 @@ func run(dir string, once bool) error {
 	step("kubectl get certops -A")
 	fmt.Print(out)
 
-	step("A namespace owner tries to make the operator sign in as itself, and to send a token to a host of theirs")
+	step("A namespace owner tries to make the operator sign in as itself, to send a token to a host of theirs, and to import their certificate for alice")
 	if err := refuseBorrowedIdentity(ctx, s); err != nil {
 		return err
 	}
@@ -105,9 +105,26 @@ spec:
   tenantId: ` + stack.TenantID + `
   graphEndpoint: https://graph.mallory.example
   credential: {type: ClientSecret, clientId: ` + stack.ClientID + `, secretRef: {name: mallory-app}}
+---
+apiVersion: intune.certops.dev/v1alpha1
+kind: UserPfxCertificate
+metadata: {name: alice-for-mallory, namespace: team-mallory}
+spec:                                         # the default ClusterGraphConnection does not select team-mallory
+  userPrincipalName: alice@contoso.com
+  intendedPurpose: smimeEncryption
+  source: {pfx: {secretRef: {name: mallory-pfx}}}
 `
 
 func refuseBorrowedIdentity(ctx context.Context, s *stack.Stack) error {
+	// A certificate of mallory's own, which mallory would like Intune to deliver to alice's devices.
+	mallory, err := testutil.NewUserCertificate("mallory@contoso.com", time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0))
+	if err != nil {
+		return err
+	}
+	pfxData, err := mallory.PFX("mallory")
+	if err != nil {
+		return err
+	}
 	manifest := filepath.Join(s.Dir, "hostile-connections.yaml")
 	if err := os.WriteFile(manifest, []byte(hostileConnections), 0o644); err != nil {
 		return err
@@ -115,16 +132,26 @@ func refuseBorrowedIdentity(ctx context.Context, s *stack.Stack) error {
 	if _, err := s.KubectlRun(ctx, "apply", "-f", manifest); err != nil {
 		return err
 	}
-	for _, wait := range []struct{ name, reason string }{
-		{"borrow-operator-identity", "AmbientCredentialsNotAllowed"}, {"token-to-my-host", "EndpointNotAllowed"},
+	pfxFile := filepath.Join(s.Dir, "mallory.pfx")
+	if err := os.WriteFile(pfxFile, pfxData, 0o600); err != nil {
+		return err
+	}
+	if _, err := s.KubectlRun(ctx, "create", "secret", "generic", "mallory-pfx", "-n", "team-mallory",
+		"--from-file=pfx="+pfxFile, "--from-literal=password=mallory"); err != nil {
+		return err
+	}
+	for _, wait := range []struct{ resource, reason string }{
+		{"graphconnection/borrow-operator-identity", "AmbientCredentialsNotAllowed"},
+		{"graphconnection/token-to-my-host", "EndpointNotAllowed"},
+		{"userpfxcertificate/alice-for-mallory", "AccessDenied"},
 	} {
-		if _, err := s.KubectlRun(ctx, "wait", "-n", "team-mallory", "graphconnection/"+wait.name, "--timeout=2m",
+		if _, err := s.KubectlRun(ctx, "wait", "-n", "team-mallory", wait.resource, "--timeout=2m",
 			`--for=jsonpath={.status.conditions[?(@.type=="Ready")].reason}=`+wait.reason); err != nil {
 			return err
 		}
 	}
-	out, err := s.KubectlRun(ctx, "get", "graphconnections", "-n", "team-mallory",
-		"-o", "custom-columns=NAME:.metadata.name,READY:.status.conditions[0].status,REASON:.status.conditions[0].reason,MESSAGE:.status.conditions[0].message")
+	out, err := s.KubectlRun(ctx, "get", "graphconnections,userpfxcertificates", "-n", "team-mallory",
+		"-o", "custom-columns=KIND:.kind,NAME:.metadata.name,READY:.status.conditions[0].status,REASON:.status.conditions[0].reason,MESSAGE:.status.conditions[0].message")
 	fmt.Print(out)
 	return err
 }

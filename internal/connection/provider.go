@@ -4,6 +4,9 @@ package connection
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -21,7 +24,9 @@ import (
 	"golang.org/x/time/rate"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/fairshare"
 	"github.com/certops/intune-cert-operator/internal/graph"
+	"github.com/certops/intune-cert-operator/internal/pfx"
 )
 
 // DefaultName is the ClusterGraphConnection used by resources without a connectionRef.
@@ -40,6 +45,10 @@ type Connection struct {
 	Encryption intunev1alpha1.PfxEncryption
 	// SecretNamespace is where the connection's Secrets and ConfigMaps live.
 	SecretNamespace string
+	// Cluster is the ClusterGraphConnection's name ("" for a GraphConnection), and Access its access rules
+	// as read for this pass (nil: only the operator's namespace may use it).
+	Cluster string
+	Access  *intunev1alpha1.ConnectionAccess
 }
 
 // Error says why a connection cannot be used; Reason goes into the resource's Ready condition.
@@ -115,7 +124,7 @@ func (p *Provider) Object(ctx context.Context, namespace string, ref *intunev1al
 		if err := p.Cache.Get(ctx, types.NamespacedName{Name: name}, obj); err != nil {
 			return nil, nil, nil, notFound(err, fmt.Sprintf("ClusterGraphConnection %q", name))
 		}
-		return obj, &obj.Spec, &obj.Status, nil
+		return obj, &obj.Spec.GraphConnectionSpec, &obj.Status, nil
 	}
 }
 
@@ -138,7 +147,17 @@ func (p *Provider) ForResource(ctx context.Context, namespace string, ref *intun
 		return nil, &Error{Reason: intunev1alpha1.ReasonConnectionNotReady,
 			Message: fmt.Sprintf("%s %q is not ready (%s): %s", kind, name, ready.Reason, ready.Message)}
 	}
-	return p.Build(ctx, obj, spec)
+	conn, err := p.Build(ctx, obj, spec)
+	if err != nil {
+		return nil, err
+	}
+	if cluster, ok := obj.(*intunev1alpha1.ClusterGraphConnection); ok {
+		// The cached client is shared; the access rules are the connection's as read now.
+		withAccess := *conn
+		withAccess.Cluster, withAccess.Access = cluster.Name, cluster.Spec.Access
+		conn = &withAccess
+	}
+	return conn, nil
 }
 
 // Build returns the cached client of a connection object, rebuilding it when the spec or the credential
@@ -166,7 +185,12 @@ func (p *Provider) Build(ctx context.Context, obj client.Object, spec *intunev1a
 	if err != nil {
 		return nil, err
 	}
-	fingerprint := fmt.Sprintf("%s/%d/%s", obj.GetUID(), obj.GetGeneration(), secretVersion)
+	// The client depends on the spec's connection part and the credential Secret, not on access rules.
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	fingerprint := fmt.Sprintf("%s/%x/%s", obj.GetUID(), sha256.Sum256(specJSON), secretVersion)
 
 	p.mu.Lock()
 	if c, ok := p.clients[key]; ok && c.fingerprint == fingerprint {
@@ -251,6 +275,10 @@ func (p *Provider) build(ctx context.Context, key string, cluster bool, ref, sec
 		return nil, err
 	}
 	cred, err := graph.NewCredential(credCfg)
+	var pfxErr *pfx.Error
+	if errors.As(err, &pfxErr) {
+		return nil, err // the client certificate itself is bad (InvalidPfx, WrongPassword, ...)
+	}
 	if err != nil {
 		return nil, &Error{Reason: intunev1alpha1.ReasonCredentialInvalid, Message: err.Error()}
 	}
@@ -282,8 +310,9 @@ func budgetKey(spec *intunev1alpha1.GraphConnectionSpec) string {
 }
 
 // writeLimiter returns what paces a connection's writes: the budget its cloud, tenant and app share, whose
-// rate only ClusterGraphConnections set; a GraphConnection's own rate goes into a limiter of its own, which
-// can slow its resources and no one else's.
+// rate only ClusterGraphConnections set and whose tokens go round-robin to the namespaces waiting for one;
+// a GraphConnection's own rate goes into a limiter of its own, which can slow its resources and no one
+// else's (waited on first: the shared token is taken last, just before the request goes out).
 func (p *Provider) writeLimiter(connKey string, cluster bool, spec *intunev1alpha1.GraphConnectionSpec) graph.WriteLimiter {
 	perTwentySeconds := int(spec.WriteRequestsPer20Seconds)
 	if perTwentySeconds <= 0 {
@@ -297,7 +326,7 @@ func (p *Provider) writeLimiter(connKey string, cluster bool, spec *intunev1alph
 	key := budgetKey(spec)
 	shared, ok := p.budgets[key]
 	if !ok {
-		shared = &writeBudget{limiter: graph.NewWriteLimiter(DefaultWritesPer20Seconds), rates: map[string]int{}}
+		shared = &writeBudget{limiter: fairshare.NewLimiter(graph.NewWriteLimiter(DefaultWritesPer20Seconds)), rates: map[string]int{}}
 		p.budgets[key] = shared
 	}
 	if cluster {
@@ -315,9 +344,11 @@ func (p *Provider) writeLimiter(connKey string, cluster bool, spec *intunev1alph
 
 // writeBudget is the write limiter of one cloud, tenant and app. Its rate is the lowest any
 // ClusterGraphConnection of that app asks for (DefaultWritesPer20Seconds when none does), so the result does
-// not depend on which connection was built last.
+// not depend on which connection was built last. Its tokens are shared fairly among the namespaces whose
+// reconciles wait for one (the namespace rides in the context: fairshare.WithNamespace), so a namespace
+// importing thousands of certificates does not hold up another's one.
 type writeBudget struct {
-	limiter *rate.Limiter
+	limiter *fairshare.Limiter
 	rates   map[string]int // ClusterGraphConnection index key -> its writeRequestsPer20Seconds
 }
 

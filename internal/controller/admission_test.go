@@ -120,7 +120,26 @@ func TestAdmissionRefusesBadInput(t *testing.T) {
 		{"malformed client GUID", "GraphConnection",
 			func(o map[string]any) { spec(o)["credential"].(map[string]any)["clientId"] = "1234" }, "spec.credential.clientId in body should match"},
 		{"client secret without secretRef", "GraphConnection",
-			func(o map[string]any) { delete(spec(o)["credential"].(map[string]any), "secretRef") }, "secretRef is required for ClientSecret and ClientCertificate"},
+			func(o map[string]any) {
+				spec(o)["credential"] = map[string]any{"type": "ClientSecret", "clientId": "3b2a1c0d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"}
+			}, "secretRef is required for ClientSecret and ClientCertificate"},
+		{"serviceAccountName with a client secret", "GraphConnection",
+			func(o map[string]any) {
+				spec(o)["credential"] = map[string]any{"type": "ClientSecret", "clientId": "3b2a1c0d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+					"secretRef": map[string]any{"name": "graph-app"}, "serviceAccountName": "intune-graph"}
+			}, "serviceAccountName is only for WorkloadIdentity credentials, which then also need clientId"},
+		{"serviceAccountName without clientId", "GraphConnection",
+			func(o map[string]any) { delete(spec(o)["credential"].(map[string]any), "clientId") },
+			"serviceAccountName is only for WorkloadIdentity credentials, which then also need clientId"},
+		{"malformed serviceAccountName", "GraphConnection",
+			func(o map[string]any) { spec(o)["credential"].(map[string]any)["serviceAccountName"] = "Team_A" },
+			"spec.credential.serviceAccountName in body should match"},
+		{"bad access kind", "ClusterGraphConnection",
+			func(o map[string]any) { spec(o)["access"].(map[string]any)["kinds"] = []any{"GraphConnection"} },
+			`spec.access.kinds[0]: Unsupported value: "GraphConnection"`},
+		{"bad adoption policy", "ClusterGraphConnection",
+			func(o map[string]any) { spec(o)["access"].(map[string]any)["adoption"] = "Maybe" },
+			`spec.access.adoption: Unsupported value: "Maybe"`},
 		{"plain http graph endpoint", "GraphConnection",
 			func(o map[string]any) { spec(o)["graphEndpoint"] = "http://graph.example" }, "spec.graphEndpoint in body should match"},
 		{"bad cloud", "ClusterGraphConnection",

@@ -42,7 +42,7 @@ type GraphConnectionReconciler struct {
 func (r *GraphConnectionReconciler) newObject() (client.Object, *intunev1alpha1.GraphConnectionSpec, *intunev1alpha1.GraphConnectionStatus) {
 	if r.Cluster {
 		o := &intunev1alpha1.ClusterGraphConnection{}
-		return o, &o.Spec, &o.Status
+		return o, &o.Spec.GraphConnectionSpec, &o.Status
 	}
 	o := &intunev1alpha1.GraphConnection{}
 	return o, &o.Spec, &o.Status

@@ -157,7 +157,7 @@ func (h *harness) createClusterConnection(clientSecret string) string {
 		Data: map[string][]byte{"public.pem": testutil.PublicKeyPEM(&h.connectorKey.PublicKey)}})
 	conn := &intunev1alpha1.ClusterGraphConnection{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "conn-"},
-		Spec:       h.connectionSpec(h.tenantID, "graph-app", "connector-key"),
+		Spec:       h.clusterConnectionSpec(),
 	}
 	if err := k8sClient.Create(h.ctx, conn); err != nil {
 		h.t.Fatal(err)
@@ -179,6 +179,16 @@ func (h *harness) createNamespacedConnection() {
 	}
 	if err := k8sClient.Create(h.ctx, conn); err != nil {
 		h.t.Fatal(err)
+	}
+}
+
+// clusterConnectionSpec is the harness ClusterGraphConnection to tenant A, open to the harness namespaces for
+// every kind.
+func (h *harness) clusterConnectionSpec() intunev1alpha1.ClusterGraphConnectionSpec {
+	return intunev1alpha1.ClusterGraphConnectionSpec{
+		GraphConnectionSpec: h.connectionSpec(h.tenantID, "graph-app", "connector-key"),
+		Access: &intunev1alpha1.ConnectionAccess{Namespaces: []string{h.ns, h.ns2},
+			Kinds: []intunev1alpha1.AccessKind{"UserPfxCertificate", "ManagedDeviceCertificateState", "PfxUserCertificate", "PfxRecryptionRequest"}},
 	}
 }
 

@@ -101,7 +101,8 @@ func (r *ManagedDeviceCertificateStateReconciler) desired(ctx context.Context, o
 		return nil, &conditionError{reason: intunev1alpha1.ReasonInvalidSpec, terminal: true,
 			message: "the certificate's thumbprint is unknown: set spec.certificateSecretRef or spec.certificate.thumbprint"}
 	}
-	conn, err := r.Connections.ForResource(ctx, obj.Namespace, spec.ConnectionRef)
+	// A device state names no user by UPN: only the namespace and kind rules apply.
+	conn, err := r.connectionFor(ctx, obj.Namespace, spec.ConnectionRef, connection.AccessRequest{Kind: kindManagedDeviceCertificateState})
 	if err != nil {
 		return nil, err
 	}
@@ -201,6 +202,13 @@ func override[V comparable](field *V, value V) {
 // certificate adopted: a crash between a create and the status write does not make a second record.
 func (r *ManagedDeviceCertificateStateReconciler) sync(ctx context.Context, obj *intunev1alpha1.ManagedDeviceCertificateState, want *desiredDeviceState) (*graph.ManagedDeviceCertificateState, string, error) {
 	gc := want.conn.Graph
+	// Before the first write: one resource per record (Graph assigns the id, so the record is known by its
+	// profile and certificate, as adoption finds it).
+	recordKey := deviceStateRecordKey(want)
+	fresh, err := r.Claims.claim(ctx, obj, kindManagedDeviceCertificateState, want.conn.TenantID, recordKey)
+	if err != nil {
+		return nil, "", err
+	}
 	var record *graph.ManagedDeviceCertificateState
 	if id := obj.Status.ID; id != "" {
 		got, err := gc.GetManagedDeviceCertificateState(ctx, want.profile, id)
@@ -216,6 +224,9 @@ func (r *ManagedDeviceCertificateStateReconciler) sync(ctx context.Context, obj 
 			return nil, "", profileError(err, want)
 		}
 		if record = findDeviceState(states, want.state); record != nil {
+			if fresh && adoptionRefused(want.conn) {
+				return nil, "", r.refuseAdoption(ctx, obj, want.conn, kindManagedDeviceCertificateState, recordKey)
+			}
 			action = "Adopted"
 		} else {
 			created, err := gc.CreateManagedDeviceCertificateState(ctx, want.profile, want.state)
@@ -242,6 +253,13 @@ func (r *ManagedDeviceCertificateStateReconciler) sync(ctx context.Context, obj 
 		action = "Updated"
 	}
 	return updated, action, nil
+}
+
+// deviceStateRecordKey identifies a device state record the way adoption finds it: profile, certificate
+// thumbprint and serial number (without sign byte or separators).
+func deviceStateRecordKey(want *desiredDeviceState) string {
+	serial := strings.TrimLeft(strings.NewReplacer(":", "", " ", "").Replace(strings.ToLower(want.state.CertificateSerialNumber)), "0")
+	return want.profile.DeviceConfigurationID + "/" + strings.ToLower(want.state.CertificateThumbprint) + "/" + serial
 }
 
 // profileError names a missing certificate profile: below a profile that does not exist, Graph answers 404.

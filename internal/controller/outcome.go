@@ -29,6 +29,7 @@ type failure struct {
 const (
 	retryTerminal        = 30 * time.Minute
 	retryConnection      = 30 * time.Second
+	retryClaimed         = 2 * time.Minute
 	defaultThrottleRetry = 60 * time.Second
 )
 
@@ -45,7 +46,11 @@ func classify(err error) failure {
 		return failure{reason: intunev1alpha1.ReasonCredentialInvalid, message: signInMessage(err), retryAfter: retryConnection}
 	case errors.As(err, &condErr):
 		f := failure{reason: condErr.reason, message: condErr.message, terminal: condErr.terminal}
-		if f.terminal {
+		switch {
+		case f.reason == intunev1alpha1.ReasonRecordClaimed:
+			// Nothing wakes a resource when the record's owner lets go (claims are not watched): look again soon.
+			f.retryAfter = retryClaimed
+		case f.terminal:
 			f.retryAfter = retryTerminal
 		}
 		return f
@@ -53,7 +58,8 @@ func classify(err error) failure {
 		f := failure{reason: connErr.Reason, message: connErr.Message, retryAfter: retryConnection}
 		switch connErr.Reason {
 		case intunev1alpha1.ReasonSecretNotFound, intunev1alpha1.ReasonSecretKeyMissing, intunev1alpha1.ReasonInvalidSpec,
-			intunev1alpha1.ReasonAmbientCredentialsNotAllowed, intunev1alpha1.ReasonEndpointNotAllowed:
+			intunev1alpha1.ReasonAmbientCredentialsNotAllowed, intunev1alpha1.ReasonEndpointNotAllowed,
+			intunev1alpha1.ReasonAccessDenied, intunev1alpha1.ReasonRecordClaimed:
 			f.terminal, f.retryAfter = true, retryTerminal
 		}
 		return f

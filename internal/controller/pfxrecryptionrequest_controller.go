@@ -66,7 +66,7 @@ func (r *PfxRecryptionRequestReconciler) create(ctx context.Context, obj *intune
 		}
 		confirmed = true
 	}
-	conn, err := r.Connections.ForResource(ctx, obj.Namespace, obj.Spec.ConnectionRef)
+	conn, err := r.connectionFor(ctx, obj.Namespace, obj.Spec.ConnectionRef, connection.AccessRequest{Kind: kindPfxRecryptionRequest})
 	if err != nil {
 		return r.fail(ctx, obj, err)
 	}
@@ -162,7 +162,7 @@ func (r *PfxRecryptionRequestReconciler) observe(ctx context.Context, obj *intun
 	if wait, skip := r.skipUntilResync(obj, obj.Status.LastSyncTime, now); skip {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	conn, err := r.Connections.ForResource(ctx, obj.Namespace, obj.Spec.ConnectionRef)
+	conn, err := r.connectionFor(ctx, obj.Namespace, obj.Spec.ConnectionRef, connection.AccessRequest{Kind: kindPfxRecryptionRequest})
 	if err != nil {
 		return r.fail(ctx, obj, err)
 	}

@@ -158,7 +158,7 @@ func TestRecryptionRequestNeverPostsTwiceAfterAnInterruptedCreate(t *testing.T) 
 		t.Fatal(err)
 	}
 	conn := &intunev1alpha1.ClusterGraphConnection{ObjectMeta: metav1.ObjectMeta{Name: late},
-		Spec: h.connectionSpec(h.tenantID, "graph-app", "connector-key")}
+		Spec: h.clusterConnectionSpec()}
 	if err := k8sClient.Create(h.ctx, conn); err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,13 @@ func (r *PfxUserCertificateReconciler) desired(ctx context.Context, obj *intunev
 	if err != nil {
 		return nil, err
 	}
-	conn, err := r.Connections.ForResource(ctx, obj.Namespace, spec.ConnectionRef)
+	upn := spec.UserUPN
+	if upn == "" {
+		upn = m.Facts.UserPrincipalName
+	}
+	conn, err := r.connectionFor(ctx, obj.Namespace, spec.ConnectionRef, connection.AccessRequest{Kind: kindPfxUserCertificate,
+		IntendedPurpose: graph.UserPfxIntendedPurposeName(spec.IntendedPurpose), UserPrincipalName: upn,
+		Certificate: m.Leaf, Chain: m.Chain, Now: now})
 	if err != nil {
 		return nil, err
 	}
@@ -112,10 +118,6 @@ func (r *PfxUserCertificateReconciler) desired(ctx context.Context, obj *intunev
 	tenantID := spec.TenantID
 	if tenantID == "" {
 		tenantID = conn.TenantID
-	}
-	upn := spec.UserUPN
-	if upn == "" {
-		upn = m.Facts.UserPrincipalName
 	}
 	record := graph.PfxUserCertificate{
 		TenantID:           tenantID,
@@ -147,6 +149,15 @@ func (r *PfxUserCertificateReconciler) desired(ctx context.Context, obj *intunev
 func (r *PfxUserCertificateReconciler) sync(ctx context.Context, obj *intunev1alpha1.PfxUserCertificate, want *desiredPfxUser, pushed bool) (*graph.PfxUserCertificate, string, error) {
 	gc := want.conn.Graph
 	id := obj.Spec.ID
+	// Before the first write: one resource per record. Every record this kind manages existed before it (it
+	// only updates), so access.adoption: Deny refuses one that no resource of this operator managed yet.
+	fresh, err := r.Claims.claim(ctx, obj, kindPfxUserCertificate, want.conn.TenantID, id)
+	if err != nil {
+		return nil, "", err
+	}
+	if fresh && adoptionRefused(want.conn) {
+		return nil, "", r.refuseAdoption(ctx, obj, want.conn, kindPfxUserCertificate, id)
+	}
 	if pushed {
 		record, err := gc.GetPfxUserCertificate(ctx, id)
 		if err != nil {

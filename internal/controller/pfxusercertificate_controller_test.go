@@ -157,6 +157,10 @@ func TestPfxUserCertificatePatchesWhenTheSecretChanges(t *testing.T) {
 	h.tlsSecret("alice-tls", first)
 	obj := h.pfxUser("alice", id, "")
 	obj.Spec.Source = intunev1alpha1.CertificateSource{TLS: &intunev1alpha1.TLSSecretSource{SecretRef: intunev1alpha1.LocalSecretReference{Name: "alice-tls"}}}
+	// A userUpn other than the certificate's needs a connection that does not require them to match.
+	noMatch := false
+	obj.Spec.ConnectionRef.Name = h.accessConnection(&intunev1alpha1.ConnectionAccess{Namespaces: []string{h.ns},
+		Kinds: []intunev1alpha1.AccessKind{"PfxUserCertificate"}, RequireCertificateMatch: &noMatch}).Name
 	obj.Spec.UserUPN = "Alice.Smith@contoso.com"
 	if err := k8sClient.Create(h.ctx, obj); err != nil {
 		t.Fatal(err)

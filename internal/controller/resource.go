@@ -20,6 +20,7 @@ import (
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
 	"github.com/certops/intune-cert-operator/internal/connection"
+	"github.com/certops/intune-cert-operator/internal/fairshare"
 	"github.com/certops/intune-cert-operator/internal/graph"
 )
 
@@ -38,9 +39,42 @@ type resourceDeps struct {
 	// and a resource's status written by the previous pass must be seen.
 	Live         client.Reader
 	Connections  *connection.Provider
+	Claims       *recordClaims
 	Recorder     events.EventRecorder
 	Clock        clock.PassiveClock
 	ResyncPeriod time.Duration
+}
+
+// connectionFor resolves a resource's connection and applies its access rules to req: nothing reaches Graph
+// for a resource its connection does not serve.
+func (d resourceDeps) connectionFor(ctx context.Context, namespace string, ref *intunev1alpha1.ConnectionReference, req connection.AccessRequest) (*connection.Connection, error) {
+	conn, err := d.Connections.ForResource(ctx, namespace, ref)
+	if err != nil {
+		return nil, err
+	}
+	req.Namespace = namespace
+	if req.Now.IsZero() {
+		req.Now = d.Clock.Now()
+	}
+	if err := d.Connections.Authorize(ctx, conn, req); err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+// adoptionRefused says whether the connection forbids taking over a record found in Intune without a claim.
+func adoptionRefused(conn *connection.Connection) bool {
+	return conn.Cluster != "" && conn.Access != nil && conn.Access.Adoption == intunev1alpha1.AdoptionDeny
+}
+
+// refuseAdoption lets go of the claim just made on record (nothing was written) and says why.
+func (d resourceDeps) refuseAdoption(ctx context.Context, obj client.Object, conn *connection.Connection, kind, record string) error {
+	if err := d.Claims.release(ctx, obj, kind, conn.TenantID, record); err != nil {
+		return err
+	}
+	return &connection.Error{Reason: intunev1alpha1.ReasonAccessDenied, Message: fmt.Sprintf(
+		"ClusterGraphConnection %q refuses this resource: Intune record %s exists but was not created through this operator, "+
+			"and spec.access.adoption is Deny (an administrator may set it to Allow, or delete the record in Intune)", conn.Cluster, record)}
 }
 
 // resourceKind tells the shared plumbing how to read one kind's objects.
@@ -76,6 +110,8 @@ type pass[T client.Object] func(ctx context.Context, obj T) (ctrl.Result, error)
 // run reconciles the object req names with normal, or with del once it is being deleted. A nil del means the
 // kind never calls Graph on deletion: it holds no finalizer and its resources go at once.
 func (r *kindReconciler[T]) run(ctx context.Context, req ctrl.Request, normal, del pass[T]) (result ctrl.Result, retErr error) {
+	// The Graph client's write budget shares its tokens round-robin among the namespaces waiting for one.
+	ctx = fairshare.WithNamespace(ctx, req.Namespace)
 	k := &r.kind
 	obj := k.newObject()
 	// Read live, not from the cache: the status written by the previous pass must be seen, or a record this
@@ -192,6 +228,10 @@ func (r *kindReconciler[T]) finalize(ctx context.Context, obj T, d deletion) (ct
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted Intune record %s", d.records)
+	}
+	// The records are gone or orphaned: another resource may take them on.
+	if err := r.Claims.releaseAll(ctx, obj); err != nil {
+		return ctrl.Result{}, err
 	}
 	if err := r.patchFinalizers(ctx, obj, controllerutil.RemoveFinalizer); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("failed to remove finalizer: %w", err)

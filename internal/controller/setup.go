@@ -18,6 +18,7 @@ import (
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
 	"github.com/certops/intune-cert-operator/internal/connection"
+	"github.com/certops/intune-cert-operator/internal/fairshare"
 )
 
 // Options configure every controller of the operator.
@@ -80,6 +81,9 @@ var (
 	}
 )
 
+// ClusterGraphConnection access rules select namespaces by label.
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
 // Setup registers the field indexes and every controller with mgr.
 func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	if o.Clock == nil {
@@ -102,14 +106,17 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 			case *intunev1alpha1.GraphConnection:
 				return connectionSecretNames(&c.Spec)
 			case *intunev1alpha1.ClusterGraphConnection:
-				return connectionSecretNames(&c.Spec)
+				return connectionSecretNames(&c.Spec.GraphConnectionSpec)
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
 	}
-	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
+	// The resource kinds' controllers hand out their requests round-robin by namespace (FIFO within one),
+	// with controller-runtime's priorities kept: while their workers wait for the write budget, a namespace
+	// with a backlog of thousands must not hold up another namespace's request (see fairshare).
+	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, NewQueue: fairshare.NewQueue}
 	recorder := mgr.GetEventRecorder("intune-cert-operator")
 
 	for _, cluster := range []bool{false, true} {
@@ -127,6 +134,7 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	}
 
 	deps := resourceDeps{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Connections: provider,
+		Claims: &recordClaims{writer: mgr.GetClient(), live: mgr.GetAPIReader()},
 		Recorder: recorder, Clock: o.Clock, ResyncPeriod: o.ResyncPeriod}
 	// A recryption request also wakes on its annotations: one confirms that a create may be repeated.
 	recryptionChanged := predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})
@@ -167,6 +175,7 @@ func watchReferences(mgr manager.Manager, obj client.Object, refs referencing, o
 	return ctrl.NewControllerManagedBy(mgr).
 		For(obj, builder.WithPredicates(changed)).
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(refs.forSecret(c, operatorNamespace)), builder.WithPredicates(secretsAfterStart)).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(refs.forNamespace(c)), builder.WithPredicates(namespaceLabelsChanged)).
 		Watches(&intunev1alpha1.GraphConnection{}, handler.EnqueueRequestsFromMapFunc(refs.forConnection(c)), builder.WithPredicates(connectionReadinessChanged)).
 		Watches(&intunev1alpha1.ClusterGraphConnection{}, handler.EnqueueRequestsFromMapFunc(refs.forConnection(c)), builder.WithPredicates(connectionReadinessChanged))
 }

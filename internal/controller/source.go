@@ -33,60 +33,100 @@ type material struct {
 	digest string
 }
 
-// readMaterial reads a CertificateSource live from the API server and opens it.
+// sources opens every reconciler's certificate sources, remembering the outcomes (see sourceCache).
+var sources = &sourceReader{
+	cache:   newSourceCache(maxCachedSources, maxCachedSourceBytes, maxCachedSourceEntry),
+	fromPFX: pfx.FromPFX,
+	fromTLS: pfx.FromTLS,
+}
+
+// readMaterial reads a CertificateSource live from the API server and opens it, or recalls what opening the
+// same content gave before. The certificate's validity is judged against now on every call.
 func readMaterial(ctx context.Context, live client.Reader, namespace string, src intunev1alpha1.CertificateSource, now time.Time) (*material, error) {
+	return sources.read(ctx, live, namespace, src, now)
+}
+
+// sourceReader reads certificate sources; fromPFX and fromTLS open them (tests count the calls).
+type sourceReader struct {
+	cache   *sourceCache
+	fromPFX func(data []byte, password string) (*pfx.Material, error)
+	fromTLS func(certPEM, keyPEM []byte) (*pfx.Material, error)
+}
+
+func (r *sourceReader) read(ctx context.Context, live client.Reader, namespace string, src intunev1alpha1.CertificateSource, now time.Time) (*material, error) {
 	var m *material
+	var err error
 	switch {
 	case src.Pfx != nil:
-		secrets := connection.NewSecretReader(live, namespace)
-		data, err := secrets.Key(ctx, src.Pfx.SecretRef.Name, src.Pfx.SecretRef.Key, "pfx")
-		if err != nil {
-			return nil, err
-		}
-		pwName, pwKey := src.Pfx.SecretRef.Name, ""
-		if ref := src.Pfx.PasswordSecretRef; ref != nil {
-			if ref.Name != "" {
-				pwName = ref.Name
-			}
-			pwKey = ref.Key
-		}
-		password, err := secrets.Key(ctx, pwName, pwKey, "password")
-		if err != nil {
-			return nil, err
-		}
-		opened, err := pfx.FromPFX(data, string(password))
-		if err != nil {
-			return nil, err
-		}
-		m = &material{Material: opened, digest: digest(data, password)}
+		m, err = r.readPFX(ctx, live, namespace, src.Pfx)
 	case src.TLS != nil:
-		secret := &corev1.Secret{}
-		key := types.NamespacedName{Namespace: namespace, Name: src.TLS.SecretRef.Name}
-		if err := live.Get(ctx, key, secret); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, &connection.Error{Reason: intunev1alpha1.ReasonSecretNotFound,
-					Message: fmt.Sprintf("Secret %q does not exist in namespace %q", key.Name, namespace)}
-			}
-			return nil, fmt.Errorf("failed to read Secret %s: %w", key, err)
-		}
-		for _, k := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
-			if len(secret.Data[k]) == 0 {
-				return nil, &connection.Error{Reason: intunev1alpha1.ReasonSecretKeyMissing,
-					Message: fmt.Sprintf("Secret %q in namespace %q has no key %q (is it a kubernetes.io/tls Secret?)", key.Name, namespace, k)}
-			}
-		}
-		built, err := pfx.FromTLS(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])
-		if err != nil {
-			return nil, err
-		}
-		m = &material{Material: built, digest: digest(secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey])}
+		m, err = r.readTLS(ctx, live, namespace, src.TLS)
 	default:
 		return nil, &connection.Error{Reason: intunev1alpha1.ReasonInvalidSpec, Message: "spec.source must set pfx or tls"}
 	}
+	if err != nil {
+		return nil, err
+	}
+	// Never remembered: a certificate expires while its Secret stays the same.
 	if err := pfx.CheckValidity(m.Leaf, now); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+func (r *sourceReader) readPFX(ctx context.Context, live client.Reader, namespace string, src *intunev1alpha1.PfxSecretSource) (*material, error) {
+	secrets := connection.NewSecretReader(live, namespace)
+	data, err := secrets.Key(ctx, src.SecretRef.Name, src.SecretRef.Key, "pfx")
+	if err != nil {
+		return nil, err
+	}
+	pwName, pwKey := src.SecretRef.Name, ""
+	if ref := src.PasswordSecretRef; ref != nil {
+		if ref.Name != "" {
+			pwName = ref.Name
+		}
+		pwKey = ref.Key
+	}
+	password, err := secrets.Key(ctx, pwName, pwKey, "password")
+	if err != nil {
+		return nil, err
+	}
+	content := sourceContent{
+		key:         sourceKey("pfx", namespace, src.SecretRef.Name, src.SecretRef.Key, pwName, pwKey),
+		digest:      digest(data, password),
+		own:         data,
+		ownPassword: string(password),
+	}
+	opened, err := r.cache.open(content, func() (*pfx.Material, error) { return r.fromPFX(data, string(password)) })
+	if err != nil {
+		return nil, err
+	}
+	return &material{Material: opened, digest: content.digest}, nil
+}
+
+func (r *sourceReader) readTLS(ctx context.Context, live client.Reader, namespace string, src *intunev1alpha1.TLSSecretSource) (*material, error) {
+	secret := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: namespace, Name: src.SecretRef.Name}
+	if err := live.Get(ctx, key, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &connection.Error{Reason: intunev1alpha1.ReasonSecretNotFound,
+				Message: fmt.Sprintf("Secret %q does not exist in namespace %q", key.Name, namespace)}
+		}
+		return nil, fmt.Errorf("failed to read Secret %s: %w", key, err)
+	}
+	for _, k := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
+		if len(secret.Data[k]) == 0 {
+			return nil, &connection.Error{Reason: intunev1alpha1.ReasonSecretKeyMissing,
+				Message: fmt.Sprintf("Secret %q in namespace %q has no key %q (is it a kubernetes.io/tls Secret?)", key.Name, namespace, k)}
+		}
+	}
+	certPEM, keyPEM := secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey]
+	content := sourceContent{key: sourceKey("tls", namespace, key.Name), digest: digest(certPEM, keyPEM)}
+	built, err := r.cache.open(content, func() (*pfx.Material, error) { return r.fromTLS(certPEM, keyPEM) })
+	if err != nil {
+		return nil, err
+	}
+	return &material{Material: built, digest: content.digest}, nil
 }
 
 // encryption is the connector key a password is encrypted for.

@@ -111,17 +111,18 @@ func (r *UserPfxCertificateReconciler) desired(ctx context.Context, obj *intunev
 		return nil, &conditionError{reason: intunev1alpha1.ReasonInvalidSpec, terminal: true,
 			message: "the certificate has no UPN or email SAN: set spec.userPrincipalName"}
 	}
-	conn, err := r.Connections.ForResource(ctx, obj.Namespace, obj.Spec.ConnectionRef)
+	purpose := string(obj.Spec.IntendedPurpose)
+	if purpose == "" {
+		purpose = "unassigned"
+	}
+	conn, err := r.connectionFor(ctx, obj.Namespace, obj.Spec.ConnectionRef, connection.AccessRequest{
+		Kind: kindUserPfxCertificate, IntendedPurpose: purpose, UserPrincipalName: upn, Certificate: m.Leaf, Chain: m.Chain, Now: now})
 	if err != nil {
 		return nil, err
 	}
 	enc, err := resolveEncryption(ctx, r.Live, conn, obj.Namespace, obj.Spec.Encryption)
 	if err != nil {
 		return nil, err
-	}
-	purpose := string(obj.Spec.IntendedPurpose)
-	if purpose == "" {
-		purpose = "unassigned"
 	}
 	hash := digest([]byte(m.digest), []byte(strings.ToLower(upn)), []byte(purpose), []byte(enc.providerName),
 		[]byte(enc.keyName), []byte(enc.padding.Effective()), []byte(enc.keyDigest), []byte(conn.TenantID))
@@ -142,7 +143,15 @@ func (r *UserPfxCertificateReconciler) sync(ctx context.Context, obj *intunev1al
 		return nil, "", err
 	}
 	id := graph.UserPFXCertificateID(userID, want.material.Facts.Thumbprint)
+	// Before the first write: one resource per record, across namespaces.
+	fresh, err := r.Claims.claim(ctx, obj, kindUserPfxCertificate, want.conn.TenantID, id)
+	if err != nil {
+		return nil, "", err
+	}
 	existing, err := gc.GetUserPFXCertificate(ctx, id)
+	if err == nil && fresh && adoptionRefused(want.conn) {
+		return nil, "", r.refuseAdoption(ctx, obj, want.conn, kindUserPfxCertificate, id)
+	}
 	switch {
 	case graph.IsNotFound(err):
 		payload, err := r.payload(want)
@@ -225,6 +234,9 @@ func (r *UserPfxCertificateReconciler) deleteRetired(ctx context.Context, obj *i
 			return fmt.Errorf("failed to delete the previous record %s: %w", id, err)
 		}
 		obj.Status.RetiredIDs = obj.Status.RetiredIDs[1:]
+		if err := r.Claims.release(ctx, obj, kindUserPfxCertificate, conn.TenantID, id); err != nil {
+			return err
+		}
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted the previous Intune record %s", id)
 	}
 	obj.Status.RetiredIDs = nil

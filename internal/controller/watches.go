@@ -84,6 +84,32 @@ func (k referencing) forConnection(c client.Reader) handler.MapFunc {
 	}
 }
 
+// forNamespace maps a namespace whose labels changed to its resources: a ClusterGraphConnection's
+// spec.access.namespaceSelector may now select it, or no longer.
+func (k referencing) forNamespace(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, ns client.Object) []reconcile.Request {
+		list := k.list()
+		if err := c.List(ctx, list, client.InNamespace(ns.GetName())); err != nil {
+			log.FromContext(ctx).Error(err, "Failed to list resources of a namespace", "namespace", ns.GetName())
+			return nil
+		}
+		items, _ := meta.ExtractList(list)
+		reqs := make([]reconcile.Request, 0, len(items))
+		for _, item := range items {
+			o := item.(client.Object)
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}})
+		}
+		return reqs
+	}
+}
+
+// namespaceLabelsChanged lets through only label changes of existing namespaces: that is all access rules
+// read of a namespace, and a new namespace has no resources to wake yet.
+var namespaceLabelsChanged = predicate.And[client.Object](predicate.LabelChangedPredicate{}, predicate.Funcs{
+	CreateFunc: func(event.CreateEvent) bool { return false },
+	DeleteFunc: func(event.DeleteEvent) bool { return false },
+})
+
 // connectionSecretNames are the Secrets a connection reads.
 func connectionSecretNames(spec *intunev1alpha1.GraphConnectionSpec) []string {
 	var names []string

@@ -15,6 +15,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/certops/intune-cert-operator/internal/pfx"
 )
 
 // CredentialType selects the azidentity credential.
@@ -180,6 +182,11 @@ func parseClientCertificate(data []byte, password string) ([]*x509.Certificate, 
 			return nil, nil, errors.New("PEM needs both a CERTIFICATE and an unencrypted private key")
 		}
 		return certs, key, nil
+	}
+	// A connection's client certificate is as hostile as any PFX a namespace owner can store: its key
+	// derivations are bounded before go-pkcs12 does them.
+	if err := pfx.CheckWorkFactors(data, password); err != nil {
+		return nil, nil, err
 	}
 	key, leaf, chain, err := pkcs12.DecodeChain(data, password)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -69,4 +70,17 @@ func (c *Client) UpdatePfxUserCertificate(ctx context.Context, id string, in *Pf
 		return nil, err
 	}
 	return out, nil
+}
+
+// userPfxIntendedPurposes are the names of Graph's userPfxIntendedPurpose flags, which pfxUserCertificate
+// carries as their Int32 value.
+var userPfxIntendedPurposes = map[int32]string{1: "unassigned", 2: "smimeEncryption", 4: "smimeSigning", 8: "vpn", 16: "wifi"}
+
+// UserPfxIntendedPurposeName is the name of a pfxUserCertificate's intendedPurpose value, or the number itself
+// when it names no single purpose (0, or a combination of flags), which then matches no purpose's name.
+func UserPfxIntendedPurposeName(value int32) string {
+	if name, ok := userPfxIntendedPurposes[value]; ok {
+		return name
+	}
+	return strconv.Itoa(int(value))
 }

@@ -160,7 +160,7 @@ func openPFX(data []byte, password string) (*openedPFX, error) {
 		return nil, newError(ReasonWrongPassword, nil,
 			"the password holds characters outside Unicode's Basic Multilingual Plane, which PKCS#12 cannot encode, so it cannot open this PFX")
 	}
-	if err := checkWorkFactors(der); err != nil {
+	if err := CheckWorkFactors(der, password); err != nil {
 		return nil, err
 	}
 	key, first, others, err := pkcs12.DecodeChain(der, password)

@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
@@ -9,6 +10,7 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"time"
 
@@ -116,4 +118,20 @@ func (u *UserCertificate) KeyPEM() []byte {
 func PublicKeyPEM(pub *rsa.PublicKey) []byte {
 	der, _ := x509.MarshalPKIXPublicKey(pub)
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// KDFBomb is the user's PFX with every key-derivation count in it (MAC, encrypted safe, shrouded key) raised
+// after the fact to 8,388,607, above what the operator accepts. The counts are written as 100001 and
+// rewritten in place, three content bytes for three, so the DER stays well-formed; the MAC no longer
+// verifies, which a reader finds out only after deriving its key.
+func (u *UserCertificate) KDFBomb(password string) ([]byte, error) {
+	data, err := pkcs12.Modern.WithIterations(100001).Encode(u.Key, u.Cert, nil, password)
+	if err != nil {
+		return nil, err
+	}
+	count := []byte{0x02, 0x03, 0x01, 0x86, 0xa1} // INTEGER 100001
+	if n := bytes.Count(data, count); n < 3 {
+		return nil, fmt.Errorf("found %d iteration counts in the PFX, want MAC, safe and key", n)
+	}
+	return bytes.ReplaceAll(data, count, []byte{0x02, 0x03, 0x7f, 0xff, 0xff}), nil
 }

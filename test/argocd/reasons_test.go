@@ -22,6 +22,7 @@ var (
 		"WeakKey", "PublicKeyInvalid", "InvalidPassword", "UnsupportedPadding", "InvalidCertificate", "SecretNotFound",
 		"SecretKeyMissing", "InvalidSpec", "UserNotFound", "RecordNotFound", "ProfileNotFound", "CreateOutcomeUnknown",
 		"CredentialInvalid", "ConnectionNotFound", "GraphRejected", "AmbientCredentialsNotAllowed", "EndpointNotAllowed",
+		"AccessDenied", "RecordClaimed",
 	}
 	// Ready=False for these clears by itself (retries, throttling, a connection becoming ready, a finalizer
 	// finishing): Progressing. GraphError is a retryable Graph failure; Graph's refusals (400, 403) are

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"runtime"
 	"time"
 
@@ -85,12 +86,15 @@ func (is *issuer) issueAll(ctx context.Context, prefix string, users []graphsim.
 	return certs, g.Wait()
 }
 
-// users makes n directory users; their ids are valid GUIDs so record ids have Graph's shape.
+// users makes n directory users; their ids are valid GUIDs so record ids have Graph's shape, and differ
+// between prefixes.
 func users(prefix string, n int) []graphsim.User {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(prefix))
 	out := make([]graphsim.User, n)
 	for i := range out {
 		out[i] = graphsim.User{
-			ID:                fmt.Sprintf("%08x-0000-4000-8000-%012x", len(prefix), i+1),
+			ID:                fmt.Sprintf("%08x-0000-4000-8000-%012x", h.Sum32(), i+1),
 			UserPrincipalName: fmt.Sprintf("%s%05d@contoso.com", prefix, i),
 			DisplayName:       fmt.Sprintf("%s %d", prefix, i),
 		}

@@ -1,7 +1,8 @@
 // Command bench measures the operator at scale: the real operator binary against the local control plane
 // and graphsim (each its own process, via test/stack), in a cluster that also holds many unrelated
-// Secrets. It runs four scenarios — import, steady state, rotation, apply-to-Ready latency — prints a
-// markdown table with each target met or not, and writes the numbers as JSON. See docs/performance.md.
+// Secrets. It runs five scenarios — import, steady state, rotation, apply-to-Ready latency, and fairness
+// between two namespaces sharing the write budget — prints a markdown table with each target met or not, and
+// writes the numbers as JSON. See docs/performance.md.
 //
 //	make bench BENCH_ARGS="-quick"        # about a minute of measuring: N=100, 2000 unrelated Secrets
 //	make bench                            # N=1000, 20000 unrelated Secrets of 20 KiB, Intune's write limit
@@ -40,6 +41,8 @@ type config struct {
 	SteadyCycles      int           `json:"steadyCycles"`
 	RotateFraction    float64       `json:"rotateFraction"`
 	Tries             int           `json:"latencyTries"`
+	FairN             int           `json:"fairnessImport"`
+	FairTries         int           `json:"fairnessTries"`
 	Scenarios         []string      `json:"scenarios"`
 	CreateConcurrency int           `json:"createConcurrency"`
 	Pprof             string        `json:"-"`
@@ -49,7 +52,7 @@ type config struct {
 	Keep              bool          `json:"-"`
 }
 
-var allScenarios = []string{"import", "latency", "rotation", "steady"}
+var allScenarios = []string{"import", "latency", "rotation", "steady", "fairness"}
 
 func main() {
 	// The benchmark's own clients log nothing: a watch that ends and restarts is client-go's business.
@@ -96,9 +99,11 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.SteadyCycles, "steady-cycles", 3, "resync periods the steady-state scenario measures (after one to warm up)")
 	fs.Float64Var(&c.RotateFraction, "rotate", 0.1, "fraction of the PFX Secrets the rotation scenario replaces")
 	fs.IntVar(&c.Tries, "tries", 50, "single-certificate creations the latency scenario times")
+	fs.IntVar(&c.FairN, "fair-n", 2000, "UserPfxCertificates namespace A imports in the fairness scenario")
+	fs.IntVar(&c.FairTries, "fair-tries", 5, "single certificates namespace B applies, one at a time, while A imports (fairness scenario)")
 	fs.StringVar(&c.Pprof, "pprof", "", "address the operator serves Go's profiler on (--pprof-bind-address), e.g. 127.0.0.1:6060, to take heap profiles during a run")
 	fs.IntVar(&c.CreateConcurrency, "create-concurrency", 16, "parallel API requests the benchmark itself makes to create objects")
-	fs.BoolVar(&c.Quick, "quick", false, "a short run: N=100, 2000 unrelated Secrets, 200 writes per 20 s, 2 steady cycles (flags given explicitly still win)")
+	fs.BoolVar(&c.Quick, "quick", false, "a short run: N=100, 2000 unrelated Secrets, 200 writes per 20 s, 2 steady cycles, fairness import of 500 (flags given explicitly still win)")
 	fs.StringVar(&c.JSONPath, "json", "bench-results.json", "where to write the results as JSON")
 	fs.StringVar(&c.Dir, "dir", "", "working directory for kubeconfigs and logs (default: a new temporary directory)")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the working directory (it is always kept after a failure)")
@@ -113,6 +118,7 @@ func parseFlags(args []string) (*config, error) {
 			"unrelated":     func() { c.Unrelated = 2000 },
 			"app-writes":    func() { c.AppWrites = 200 },
 			"steady-cycles": func() { c.SteadyCycles = 2 },
+			"fair-n":        func() { c.FairN = 500 },
 		}
 		for name, apply := range quick {
 			if !set[name] {
@@ -132,8 +138,8 @@ func parseFlags(args []string) (*config, error) {
 	if (slices.Contains(c.Scenarios, "rotation") || slices.Contains(c.Scenarios, "steady")) && !slices.Contains(c.Scenarios, "import") {
 		c.Scenarios = append(c.Scenarios, "import")
 	}
-	if c.N < 1 || c.AppWrites < 1 || c.Window <= 0 || c.Concurrency < 1 || c.Tries < 1 || c.SteadyCycles < 1 {
-		return nil, fmt.Errorf("-n, -app-writes, -window, -concurrency, -tries and -steady-cycles must be positive")
+	if c.N < 1 || c.AppWrites < 1 || c.Window <= 0 || c.Concurrency < 1 || c.Tries < 1 || c.SteadyCycles < 1 || c.FairN < 1 || c.FairTries < 1 {
+		return nil, fmt.Errorf("-n, -app-writes, -window, -concurrency, -tries, -steady-cycles, -fair-n and -fair-tries must be positive")
 	}
 	if c.WriteBudget == 0 {
 		perTwenty := float64(c.AppWrites) * float64(20*time.Second) / float64(c.Window)

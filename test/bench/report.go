@@ -32,6 +32,7 @@ type results struct {
 	Steady      *steadyResult   `json:"steady,omitempty"`
 	Rotation    *rotationResult `json:"rotation,omitempty"`
 	Latency     *latencyResult  `json:"latency,omitempty"`
+	Fairness    *fairnessResult `json:"fairness,omitempty"`
 	Targets     []target        `json:"targets"`
 }
 
@@ -111,6 +112,8 @@ func (r *results) targets() []target {
 		rotation     = "rotation: 2 writes per rotated certificate (POST new + DELETE old)"
 		rss          = "operator peak RSS under 120 MiB at N=10000 with 20000 unrelated Secrets"
 		latency      = "apply-to-Ready p99 under 1 s at zero Graph latency"
+		fairB        = "fairness: another namespace's certificate Ready within 10 token intervals while one namespace imports"
+		fairA        = "fairness: the importing namespace's import within 1.15x of the write bound"
 	)
 	if i := r.Import; i != nil {
 		out = append(out,
@@ -163,6 +166,16 @@ func (r *results) targets() []target {
 	} else {
 		notMeasured(latency, "latency not run")
 	}
+	if f := r.Fairness; f != nil {
+		backlog := slices.Min(f.APendingAtB)
+		out = append(out,
+			target{fairB, fmt.Sprintf("max %.1f intervals (%.3f s; interval %.0f ms) over %d tries, while %d of A's %d certificates were still to import",
+				f.BMaxIntervals, f.BMaxSeconds, 1000*f.IntervalSeconds, f.Tries, backlog, f.N), metText(f.BMaxIntervals <= fairBTarget && backlog > 0)},
+			target{fairA, fmt.Sprintf("%.1f s = %.2fx of %.1f s", f.ASeconds, f.Ratio, f.WriteBoundSeconds), metText(f.Ratio <= 1.15)})
+	} else {
+		notMeasured(fairB, "fairness not run")
+		notMeasured(fairA, "fairness not run")
+	}
 	return out
 }
 
@@ -179,6 +192,9 @@ func (r *results) graphCounts() []graphCounts {
 	}
 	if r.Steady != nil {
 		out = append(out, r.Steady.WarmUpGraph, r.Steady.Graph)
+	}
+	if r.Fairness != nil {
+		out = append(out, r.Fairness.Graph)
 	}
 	return out
 }
@@ -253,6 +269,16 @@ func (r *results) markdown() string {
 		row("3 rotation", "429s", "%d of %d requests", ro.Graph.Throttled, ro.Graph.Requests)
 		usageRows(row, "3 rotation", ro.Operator, ro.Reconcile)
 	}
+	if f := r.Fairness; f != nil {
+		row("5 fairness", "namespace A imports; namespace B applies one certificate at a time meanwhile", "A: %d certificates; B: %d tries, %s apart", f.N, f.Tries, fairBSpacing)
+		row("5 fairness", "B: apply → Ready, in token intervals of the write budget (20 s / writeRequestsPer20Seconds)",
+			"max **%.1f** intervals = %.3f s (interval %.1f ms); each try: %s", f.BMaxIntervals, f.BMaxSeconds, 1000*f.IntervalSeconds, seconds(f.BSeconds))
+		row("5 fairness", "A's requests queued in the operator when B applied; A's certificates not yet Ready when B was", "%s; %s", ints(f.AQueuedAtB), ints(f.APendingAtB))
+		row("5 fairness", "A: apply → all Ready; write bound (A's and B's writes at the per-app rate)", "%.1f s; %.1f s; ratio **%.2f** (%d records in graphsim)", f.ASeconds, f.WriteBoundSeconds, f.Ratio, f.RecordsImported)
+		row("5 fairness", "Graph requests per certificate", "%s; plus %s", perOperation(f.PerCertificate), connectionChecks(f.Graph.ConnectionChecks))
+		row("5 fairness", "429s", "%d of %d requests", f.Graph.Throttled, f.Graph.Requests)
+		usageRows(row, "5 fairness", f.Operator, f.Reconcile)
+	}
 	if l := r.Latency; l != nil {
 		row("4 latency", "create → Ready, zero Graph latency", "p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d tries, %s apart)", 1000*l.P50Seconds, 1000*l.P99Seconds, 1000*l.MaxSeconds, l.Tries, l.Spacing)
 	}
@@ -289,6 +315,24 @@ func perOperation(m map[string]float64) string {
 	parts := make([]string, len(ops))
 	for i, op := range ops {
 		parts[i] = fmt.Sprintf("%s %.2f", op, m[op])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// seconds prints "0.812, 0.905 s".
+func seconds(values []float64) string {
+	parts := make([]string, len(values))
+	for i, v := range values {
+		parts[i] = fmt.Sprintf("%.3f", v)
+	}
+	return strings.Join(parts, ", ") + " s"
+}
+
+// ints prints "1980, 1950".
+func ints(values []int) string {
+	parts := make([]string, len(values))
+	for i, v := range values {
+		parts[i] = fmt.Sprint(v)
 	}
 	return strings.Join(parts, ", ")
 }

@@ -39,6 +39,8 @@ type bench struct {
 	issuer  *issuer
 	certs   []*certificate // the N imported certificates, current material
 	anon    *anonSampler   // of the running operator process
+	fair    *fairnessFixtures
+	resync  time.Duration // the running operator's --resync-period
 }
 
 func run(ctx context.Context, cfg *config) (res *results, err error) {
@@ -56,7 +58,7 @@ func run(ctx context.Context, cfg *config) (res *results, err error) {
 		}
 	}()
 
-	b := &bench{cfg: cfg}
+	b := &bench{cfg: cfg, resync: time.Hour}
 	if b.issuer, err = newIssuer(); err != nil {
 		return nil, err
 	}
@@ -69,6 +71,13 @@ func run(ctx context.Context, cfg *config) (res *results, err error) {
 		}
 	}
 	latencyUsers := users("latency", cfg.Tries)
+	extraUsers := append(benchUsers, latencyUsers...)
+	if cfg.ran("fairness") {
+		if b.fair, err = newFairnessFixtures(ctx, b.issuer, cfg); err != nil {
+			return nil, err
+		}
+		extraUsers = append(append(extraUsers, b.fair.aUsers...), b.fair.bUsers...)
+	}
 
 	logf("Starting the control plane, graphsim (latency %s, %d writes per %s per app) and the operator", cfg.Latency, cfg.AppWrites, cfg.Window)
 	b.s, err = stack.Start(ctx, stack.Options{
@@ -78,7 +87,7 @@ func run(ctx context.Context, cfg *config) (res *results, err error) {
 		// Intune's proportions (INTUNE-FACTS): tenant writes 2x the app's, requests 10x the writes.
 		Limits: graphsim.Limits{Window: cfg.Window, AppWrites: cfg.AppWrites, TenantWrites: 2 * cfg.AppWrites,
 			AppRequests: 10 * cfg.AppWrites, TenantRequests: 20 * cfg.AppWrites},
-		ExtraUsers:          append(benchUsers, latencyUsers...),
+		ExtraUsers:          extraUsers,
 		OperatorArgs:        cfg.operatorArgs(time.Hour),
 		NoDefaultConnection: true,
 		GraphsimInMemory:    true,
@@ -106,7 +115,7 @@ func run(ctx context.Context, cfg *config) (res *results, err error) {
 	}
 
 	// Run order: import, then latency and rotation with the production resync period, then steady state,
-	// which restarts the operator with a short one. The table lists them in the order.
+	// which restarts the operator with a short one, then fairness. The table lists them in the order.
 	if cfg.ran("import") {
 		if res.Import, err = b.importScenario(ctx); err != nil {
 			return res, fmt.Errorf("import: %w", err)
@@ -127,6 +136,13 @@ func run(ctx context.Context, cfg *config) (res *results, err error) {
 			return res, fmt.Errorf("steady: %w", err)
 		}
 	}
+	// Fairness comes last: its resources would change what steady state counts, and it needs the
+	// production resync period back.
+	if cfg.ran("fairness") {
+		if res.Fairness, err = b.fairnessScenario(ctx); err != nil {
+			return res, fmt.Errorf("fairness: %w", err)
+		}
+	}
 	return res, nil
 }
 
@@ -137,6 +153,7 @@ func (b *bench) restartOperator(resync time.Duration) error {
 	if err := b.s.RestartOperator(b.cfg.operatorArgs(resync)); err != nil {
 		return err
 	}
+	b.resync = resync
 	b.anon = sampleAnon(b.s.Operator)
 	return nil
 }
@@ -160,7 +177,7 @@ func (c *config) operatorArgs(resync time.Duration) []string {
 func (b *bench) createConnection(ctx context.Context) error {
 	spec := b.s.ConnectionSpec("graph-app", "intune-connector-key")
 	spec.WriteRequestsPer20Seconds = int32(b.cfg.WriteBudget)
-	conn := &intunev1alpha1.ClusterGraphConnection{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: spec}
+	conn := &intunev1alpha1.ClusterGraphConnection{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: stack.OpenToEveryNamespace(spec)}
 	if err := b.kube.Create(ctx, conn); err != nil {
 		return fmt.Errorf("creating the ClusterGraphConnection: %w", err)
 	}
@@ -187,7 +204,7 @@ func (b *bench) populate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, ns := range append(namespaces, benchNamespace, latencyNamespace) {
+	for _, ns := range append(namespaces, benchNamespace, latencyNamespace, fairANamespace, fairBNamespace) {
 		if err := b.kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return fmt.Errorf("creating namespace %s: %w", ns, err)
 		}

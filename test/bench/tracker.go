@@ -159,6 +159,38 @@ func (t *tracker) waitReady(ctx context.Context, what string, want map[string]st
 	}
 }
 
+// waitAny waits until one resource of want (key -> thumbprint) has been Ready with its thumbprint, and
+// returns when it got there.
+func (t *tracker) waitAny(ctx context.Context, what string, want map[string]string, timeout time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		for key, thumbprint := range want {
+			if at, ok := t.readyAt(key, thumbprint); ok {
+				return at, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("%s: none of %d Ready within %s", what, len(want), timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// readyCount is how many resources of want had been Ready with their thumbprint by at.
+func (t *tracker) readyCount(want map[string]string, at time.Time) int {
+	n := 0
+	for key, thumbprint := range want {
+		if readyAt, ok := t.readyAt(key, thumbprint); ok && !readyAt.After(at) {
+			n++
+		}
+	}
+	return n
+}
+
 // syncsBetween counts lastSyncTime changes that arrived in [from, to), and the resources they touched.
 func (t *tracker) syncsBetween(from, to time.Time) (syncs, resources int) {
 	t.mu.Lock()

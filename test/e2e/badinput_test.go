@@ -425,7 +425,7 @@ func (b *badInput) cases() []badCase {
 				// A valid credential, but in the resource's namespace: the cluster connection must not use it.
 				pfxSecret("tenant-app", map[string][]byte{"clientSecret": []byte(s.ClientSecret)}),
 				&intunev1alpha1.ClusterGraphConnection{ObjectMeta: metav1.ObjectMeta{Name: "credential-elsewhere"},
-					Spec: s.ConnectionSpec("tenant-app", "intune-connector-key")},
+					Spec: stack.OpenToEveryNamespace(s.ConnectionSpec("tenant-app", "intune-connector-key"))},
 				pfxSecret("cluster-credential-user", good(fixedCluster)),
 				userPfx("cluster-credential-user", "cluster-credential-user", viaConnection("ClusterGraphConnection", "credential-elsewhere"))},
 			checks: []check{

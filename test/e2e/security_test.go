@@ -152,6 +152,51 @@ func TestNamespaceCannotTurnTheOperatorAgainstItsOwner(t *testing.T) {
 		}
 	})
 
+	t.Run("a key-derivation bomb is refused and the worker serves the next resource", func(t *testing.T) {
+		mallory, err := testutil.NewUserCertificate("mallory@contoso.com", time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bomb, err := mallory.KDFBomb("bomb")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, obj := range []client.Object{
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bomb", Namespace: malloryNS},
+				Data: map[string][]byte{"pfx": bomb, "password": []byte("bomb")}},
+			&intunev1alpha1.UserPfxCertificate{ObjectMeta: metav1.ObjectMeta{Name: "bomb", Namespace: malloryNS},
+				Spec: intunev1alpha1.UserPfxCertificateSpec{Source: intunev1alpha1.CertificateSource{
+					Pfx: &intunev1alpha1.PfxSecretSource{SecretRef: intunev1alpha1.SecretKeyReference{Name: "bomb"}}}}},
+			// The same file as a connection's client certificate: the connection controller has one worker.
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "bomb-certificate", Namespace: malloryNS},
+				Data: map[string][]byte{"tls.pem": bomb, "password": []byte("bomb")}},
+			&intunev1alpha1.GraphConnection{ObjectMeta: metav1.ObjectMeta{Name: "bomb-certificate", Namespace: malloryNS},
+				Spec: mallorySpec(s.GraphsimURL, s.GraphsimURL, intunev1alpha1.GraphCredential{Type: "ClientCertificate", ClientID: stack.ClientID,
+					SecretRef:                    &intunev1alpha1.SecretKeyReference{Name: "bomb-certificate"},
+					CertificatePasswordSecretRef: &intunev1alpha1.OptionalSecretKeyReference{Key: "password"}})},
+		} {
+			if err := s.Client.Create(ctx, obj); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const refused = "key-derivation iterations; at most 1000000 are accepted"
+		waitReason(t, s, check{"UserPfxCertificate", malloryNS, "bomb", "InvalidPfx", refused})
+		waitReason(t, s, check{"GraphConnection", malloryNS, "bomb-certificate", "InvalidPfx", refused})
+
+		// Both workers are free: the next certificate imports, the next connection signs in.
+		waitReady(t, s, check{kind: "UserPfxCertificate", namespace: malloryNS, name: importAlice(t, s, "after-bomb")})
+		if err := s.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "app-secret", Namespace: malloryNS},
+			Data: map[string][]byte{"clientSecret": []byte(s.ClientSecret)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Client.Create(ctx, &intunev1alpha1.GraphConnection{ObjectMeta: metav1.ObjectMeta{Name: "after-bomb", Namespace: malloryNS},
+			Spec: mallorySpec(s.GraphsimURL, s.GraphsimURL, intunev1alpha1.GraphCredential{Type: "ClientSecret", ClientID: stack.ClientID,
+				SecretRef: &intunev1alpha1.SecretKeyReference{Name: "app-secret", Key: "clientSecret"}})}); err != nil {
+			t.Fatal(err)
+		}
+		waitReady(t, s, check{kind: "GraphConnection", namespace: malloryNS, name: "after-bomb"})
+	})
+
 	// Last: the cap still holds the app back for 10 minutes, as Graph asked (within reason).
 	t.Run("an enormous Retry-After is capped", func(t *testing.T) {
 		if err := s.Sim(http.MethodPost, "faults", graphsim.Faults{Script: []int{http.StatusTooManyRequests}, RetryAfter: 240 * time.Hour}, nil); err != nil {

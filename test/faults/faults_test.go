@@ -286,6 +286,13 @@ func runScenario(t *testing.T, sc scenario, fx *fixtures) result {
 	for _, f := range l.unknownOutcome {
 		t.Logf("left CreateOutcomeUnknown by design, Intune holds its record: %s", f)
 	}
+	claims := &intunev1alpha1.RecordClaimList{}
+	if err := s.Client.List(ctx, claims); err != nil {
+		return fail(err)
+	}
+	for _, f := range unclaimedRecords(final, claims.Items) {
+		t.Error(f)
+	}
 	var checkFailures []string
 	if err := s.Sim(http.MethodGet, "checkFailures", nil, &checkFailures); err != nil {
 		return fail(err)

@@ -220,6 +220,30 @@ func reconcileLedger(res *resources, recs graphsim.AdminTenantRecords, want map[
 	return l
 }
 
+// unclaimedRecords checks the claims after crashes, restarts and failovers: every UserPfxCertificate's record
+// is claimed by that resource (same uid), whatever the moment a crash cut a pass short.
+func unclaimedRecords(res *resources, claims []intunev1alpha1.RecordClaim) []string {
+	byRecord := map[string]intunev1alpha1.RecordClaim{}
+	for _, c := range claims {
+		if c.Spec.Kind == "UserPfxCertificate" {
+			byRecord[strings.ToLower(c.Spec.Record)] = c
+		}
+	}
+	var problems []string
+	for _, o := range res.userPfx {
+		c, ok := byRecord[strings.ToLower(o.Status.ID)]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("UserPfxCertificate/%s: no claim on its record %s", o.Name, o.Status.ID))
+		case c.Spec.Claimant.UID != string(o.UID):
+			problems = append(problems, fmt.Sprintf("UserPfxCertificate/%s: its record %s is claimed by %s/%s", o.Name, o.Status.ID,
+				c.Spec.Claimant.Namespace, c.Spec.Claimant.Name))
+		}
+	}
+	sort.Strings(problems)
+	return problems
+}
+
 func containsFold(list []string, s string) bool {
 	return s != "" && slices.ContainsFunc(list, func(v string) bool { return strings.EqualFold(v, s) })
 }

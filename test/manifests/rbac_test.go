@@ -135,27 +135,32 @@ func TestNamespacedVariantKeepsOnlyTheDocumentedClusterWideGrants(t *testing.T) 
 		t.Errorf("ClusterRoles = %v, want %v", names, want)
 	}
 
-	// The ClusterGraphConnection role touches nothing else, and grants all the generated role grants on it.
+	// The ClusterGraphConnection role grants what the generated role grants on cluster-scoped resources (a
+	// Role cannot), and nothing else.
 	cgc := clusterRoles["clustergraphconnection-role"]
 	granted := map[string]bool{}
 	for _, rule := range cgc.Rules {
-		for _, res := range rule.Resources {
-			if !slices.Equal(rule.APIGroups, []string{"intune.certops.dev"}) || strings.Split(res, "/")[0] != "clustergraphconnections" {
-				t.Errorf("the ClusterGraphConnection role grants %v %s", rule.APIGroups, res)
-			}
-			for _, verb := range rule.Verbs {
-				granted[res+":"+verb] = true
+		for _, group := range rule.APIGroups {
+			for _, res := range rule.Resources {
+				if !clusterScopedResources[group+"/"+strings.Split(res, "/")[0]] {
+					t.Errorf("the ClusterGraphConnection role grants %q %s, which is not cluster-scoped", group, res)
+				}
+				for _, verb := range rule.Verbs {
+					granted[group+"/"+res+":"+verb] = true
+				}
 			}
 		}
 	}
 	for _, rule := range generated.Rules {
-		for _, res := range rule.Resources {
-			if strings.Split(res, "/")[0] != "clustergraphconnections" {
-				continue
-			}
-			for _, verb := range rule.Verbs {
-				if !granted[res+":"+verb] {
-					t.Errorf("config/rbac/role.yaml grants %s %s, which the namespaced variant's ClusterRole lacks", verb, res)
+		for _, group := range rule.APIGroups {
+			for _, res := range rule.Resources {
+				if !clusterScopedResources[group+"/"+strings.Split(res, "/")[0]] {
+					continue
+				}
+				for _, verb := range rule.Verbs {
+					if !granted[group+"/"+res+":"+verb] {
+						t.Errorf("config/rbac/role.yaml grants %s %q %s, which the namespaced variant's ClusterRole lacks", verb, group, res)
+					}
 				}
 			}
 		}
@@ -164,6 +169,13 @@ func TestNamespacedVariantKeepsOnlyTheDocumentedClusterWideGrants(t *testing.T) 
 	if bindings := all[rbacv1.ClusterRoleBinding](t, r, "ClusterRoleBinding"); len(bindings) != 2 {
 		t.Errorf("%d ClusterRoleBindings, want 2 (ClusterGraphConnections, metrics authentication)", len(bindings))
 	}
+}
+
+// clusterScopedResources are the cluster-scoped resources the operator uses, as "group/resource".
+var clusterScopedResources = map[string]bool{
+	"intune.certops.dev/clustergraphconnections": true,
+	"intune.certops.dev/recordclaims":            true,
+	"/namespaces":                                true,
 }
 
 func rulesEqual(a, b rbacv1.PolicyRule) bool {

@@ -25,6 +25,9 @@ import (
 var SampleKinds = []string{"clustergraphconnections", "graphconnections", "userpfxcertificates",
 	"manageddevicecertificatestates", "pfxrecryptionrequests", "pfxusercertificates"}
 
+// SampleTenantLabel is the namespace label config/samples' ClusterGraphConnection selects (spec.access).
+const SampleTenantLabel = "intune.certops.dev/tenant=contoso"
+
 // SampleServiceAccount is the ServiceAccount config/samples' GraphConnection signs in as.
 const SampleServiceAccount = "intune-graph"
 
@@ -75,8 +78,12 @@ func (s *Stack) ApplySamples(ctx context.Context, namespace string) (*SampleMate
 	}, nil); err != nil {
 		return nil, err
 	}
-	// The GraphConnection sample signs in as the sample ServiceAccount of namespace.
+	// The GraphConnection sample signs in as the sample ServiceAccount of namespace, and the
+	// ClusterGraphConnection sample serves namespaces labelled for its tenant.
 	if err := s.TrustServiceAccount(namespace, SampleServiceAccount); err != nil {
+		return nil, err
+	}
+	if _, err := s.KubectlRun(ctx, "label", "namespace", namespace, SampleTenantLabel, "--overwrite"); err != nil {
 		return nil, err
 	}
 	dir, err := s.samplesForGraphsim()
@@ -110,7 +117,14 @@ func (s *Stack) samplesForGraphsim() (string, error) {
 		}
 		switch u.GetKind() {
 		case "ClusterGraphConnection":
-			if data, err = s.withSpec(u, s.ConnectionSpec("graph-app", "intune-connector-key")); err != nil {
+			// The sample's access rules, signing in to graphsim.
+			var sample intunev1alpha1.ClusterGraphConnection
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &sample); err != nil {
+				return "", fmt.Errorf("%s: %w", f, err)
+			}
+			spec := intunev1alpha1.ClusterGraphConnectionSpec{GraphConnectionSpec: s.ConnectionSpec("graph-app", "intune-connector-key"),
+				Access: sample.Spec.Access}
+			if data, err = s.withSpec(u, &spec); err != nil {
 				return "", err
 			}
 		case "GraphConnection":
@@ -122,7 +136,7 @@ func (s *Stack) samplesForGraphsim() (string, error) {
 			spec := s.ConnectionSpec("graph-app", "intune-connector-key")
 			spec.Credential = sample.Spec.Credential
 			spec.PfxEncryption.PublicKeyRef.Kind = "ConfigMap"
-			if data, err = s.withSpec(u, spec); err != nil {
+			if data, err = s.withSpec(u, &spec); err != nil {
 				return "", err
 			}
 		}
@@ -133,8 +147,9 @@ func (s *Stack) samplesForGraphsim() (string, error) {
 	return dst, nil
 }
 
-func (s *Stack) withSpec(u *unstructured.Unstructured, spec intunev1alpha1.GraphConnectionSpec) ([]byte, error) {
-	specMap, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&spec)
+// withSpec replaces u's spec with spec (a pointer to a spec struct).
+func (s *Stack) withSpec(u *unstructured.Unstructured, spec any) ([]byte, error) {
+	specMap, err := runtime.DefaultUnstructuredConverter.ToUnstructured(spec)
 	if err != nil {
 		return nil, err
 	}

@@ -351,7 +351,7 @@ func (s *Stack) setUpTenantConnection(ctx context.Context) error {
 	}
 	if !s.opts.NoDefaultConnection {
 		objs = append(objs, &intunev1alpha1.ClusterGraphConnection{ObjectMeta: metav1.ObjectMeta{Name: "default"},
-			Spec: s.ConnectionSpec("graph-app", "intune-connector-key")})
+			Spec: OpenToEveryNamespace(s.ConnectionSpec("graph-app", "intune-connector-key"))})
 	}
 	for _, obj := range objs {
 		if err := s.Client.Create(ctx, obj); err != nil {
@@ -372,6 +372,14 @@ func (s *Stack) ConnectionSpec(secretName, keySecretName string) intunev1alpha1.
 		PfxEncryption: &intunev1alpha1.PfxEncryption{ProviderName: "Microsoft Software Key Storage Provider", KeyName: "PFXEncryptionKey",
 			PaddingScheme: "oaepSha512", PublicKeyRef: &intunev1alpha1.PublicKeyReference{Kind: "Secret", Name: keySecretName, Key: "public.pem"}},
 	}
+}
+
+// OpenToEveryNamespace is a ClusterGraphConnection spec that every namespace may use for every kind, with
+// certificates that match their user (the tests' own connection; config/samples names its namespaces).
+func OpenToEveryNamespace(spec intunev1alpha1.GraphConnectionSpec) intunev1alpha1.ClusterGraphConnectionSpec {
+	return intunev1alpha1.ClusterGraphConnectionSpec{GraphConnectionSpec: spec,
+		Access: &intunev1alpha1.ConnectionAccess{NamespaceSelector: &metav1.LabelSelector{},
+			Kinds: []intunev1alpha1.AccessKind{"UserPfxCertificate", "ManagedDeviceCertificateState", "PfxUserCertificate", "PfxRecryptionRequest"}}}
 }
 
 // StartOperator starts the operator binary as the RBAC-bound identity, trusting graphsim's CA through
