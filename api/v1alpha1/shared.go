@@ -35,8 +35,8 @@ const (
 	ReasonAccessDenied = "AccessDenied"
 	// ReasonRecordClaimed: another resource manages the Intune record this one names.
 	ReasonRecordClaimed = "RecordClaimed"
-	ReasonThrottled          = "Throttled"
-	ReasonGraphError         = "GraphError"
+	ReasonThrottled     = "Throttled"
+	ReasonGraphError    = "GraphError"
 	// ReasonGraphRejected: Graph refused the request itself (400, 403); sending it again will not help.
 	ReasonGraphRejected        = "GraphRejected"
 	ReasonCreateOutcomeUnknown = "CreateOutcomeUnknown"

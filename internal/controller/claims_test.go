@@ -34,7 +34,7 @@ func TestOneOwnerPerRecord(t *testing.T) {
 	upfxReady(h, owner, metav1.ConditionTrue, intunev1alpha1.ReasonImported)
 
 	for _, tc := range []struct {
-		namespace string
+		namespace  string
 		namesOwner bool
 	}{{h.ns, true}, {h.ns2, false}} {
 		mark := h.journalMark()
