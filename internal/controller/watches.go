@@ -47,9 +47,14 @@ func (k referencing) setupIndexes(ctx context.Context, mgr manager.Manager, obj 
 
 // requests lists the kind's resources whose index field has value.
 func (k referencing) requests(ctx context.Context, c client.Reader, field, value string, opts ...client.ListOption) []reconcile.Request {
+	return k.listRequests(ctx, c, append(opts, client.MatchingFields{field: value})...)
+}
+
+// listRequests lists the kind's resources that opts select, as reconcile requests.
+func (k referencing) listRequests(ctx context.Context, c client.Reader, opts ...client.ListOption) []reconcile.Request {
 	list := k.list()
-	if err := c.List(ctx, list, append(opts, client.MatchingFields{field: value})...); err != nil {
-		log.FromContext(ctx).Error(err, "Failed to list resources by index", "index", field)
+	if err := c.List(ctx, list, opts...); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list resources to wake")
 		return nil
 	}
 	items, _ := meta.ExtractList(list)
@@ -88,18 +93,7 @@ func (k referencing) forConnection(c client.Reader) handler.MapFunc {
 // spec.access.namespaceSelector may now select it, or no longer.
 func (k referencing) forNamespace(c client.Reader) handler.MapFunc {
 	return func(ctx context.Context, ns client.Object) []reconcile.Request {
-		list := k.list()
-		if err := c.List(ctx, list, client.InNamespace(ns.GetName())); err != nil {
-			log.FromContext(ctx).Error(err, "Failed to list resources of a namespace", "namespace", ns.GetName())
-			return nil
-		}
-		items, _ := meta.ExtractList(list)
-		reqs := make([]reconcile.Request, 0, len(items))
-		for _, item := range items {
-			o := item.(client.Object)
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}})
-		}
-		return reqs
+		return k.listRequests(ctx, c, client.InNamespace(ns.GetName()))
 	}
 }
 
