@@ -134,7 +134,7 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	}
 
 	deps := resourceDeps{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Connections: provider,
-		Claims: &recordClaims{writer: mgr.GetClient(), live: mgr.GetAPIReader()},
+		Claims:   &recordClaims{writer: mgr.GetClient(), live: mgr.GetAPIReader()},
 		Recorder: recorder, Clock: o.Clock, ResyncPeriod: o.ResyncPeriod}
 	// A recryption request also wakes on its annotations: one confirms that a create may be repeated.
 	recryptionChanged := predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})

@@ -29,7 +29,10 @@ import (
 // the highest priority queued. controller-runtime queues the objects of a controller's initial list (a
 // start or a leader change) with handler.LowPriority, so changes made meanwhile still go first. As there, a
 // request added again keeps the highest priority asked for until it is handed out, and moves to the end of
-// its namespace's requests of that priority when raised.
+// its namespace's requests of that priority when raised. Where the two queues differ, this one is
+// client-go's: an Add does not cancel a pending AddAfter of the same request (the request is handed out now
+// and again when the delay ends), and the priority of a delayed add is remembered only until the request is
+// next handed out (it comes back at 0 if it was handed out meanwhile).
 type Queue struct {
 	workqueue.TypedRateLimitingInterface[reconcile.Request]
 	store *store
