@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	authnv1 "k8s.io/api/authentication/v1"
+	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -90,6 +91,8 @@ func TestGuardAgainstAPIServer(t *testing.T) {
 	must(kube.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}))
 
 	expect("a refusal is reused for 30 s", "GET", "/metrics", "Bearer "+token, 403, "Authorization denied for user "+user)
+	// The API server's authorizer sees RBAC changes through its own informer, a moment later.
+	waitAuthorized(t, kube, user, true)
 	clock = clock.Add(denyTTL)
 	expect("after the binding, once the refusal expired", "GET", "/metrics", "Bearer "+token, 200, "metrics")
 	expect("another verb", "POST", "/metrics", "Bearer "+token, 403, "Authorization denied for user "+user)
@@ -99,8 +102,29 @@ func TestGuardAgainstAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("an allowance is reused for a minute", "GET", "/metrics", "Bearer "+token, 200, "metrics")
+	waitAuthorized(t, kube, user, false)
 	clock = clock.Add(allowTTL)
 	expect("after the binding is gone, once the allowance expired", "GET", "/metrics", "Bearer "+token, 403, "Authorization denied for user "+user)
+}
+
+// waitAuthorized waits until the API server's own answer for user's GET /metrics is allowed (or not).
+func waitAuthorized(t *testing.T, kube kubernetes.Interface, user string, allowed bool) {
+	t.Helper()
+	review := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{User: user,
+		Groups:                []string{"system:serviceaccounts", "system:serviceaccounts:monitoring", "system:authenticated"},
+		NonResourceAttributes: &authzv1.NonResourceAttributes{Path: "/metrics", Verb: "get"}}}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got, err := kube.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), review, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Allowed == allowed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API server still answers allowed=%v for %s 30 s after the RBAC change", got.Status.Allowed, user)
+		}
+	}
 }
 
 // When the API server cannot be asked, the request fails with 500 and the failure is not remembered.
