@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/test/graphsim"
 )
 
 // accessConnection creates a ClusterGraphConnection to tenant A with the given access rules.
@@ -241,4 +242,35 @@ func claimsOf(t *testing.T, obj interface{ GetUID() types.UID }) []string {
 		records = append(records, c.Spec.Record)
 	}
 	return records
+}
+
+// Under adoption: Deny, a claim is proof that this operator created the record only if the pass that made it
+// saw the record was absent. A pass whose look at Intune fails lets its fresh claim go, so the next pass,
+// finding a record made elsewhere, still refuses it.
+func TestAdoptionDenyHoldsWhenTheFirstLookFails(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	alice := h.newUser("alice@contoso.com")
+	h.pfxSecret(h.ns, "alice-pfx", alice, "pw")
+	h.importOutsideTheOperator(alice, "pw")
+	deny := h.accessConnection(&intunev1alpha1.ConnectionAccess{Namespaces: []string{h.ns}, Adoption: intunev1alpha1.AdoptionDeny})
+	h.waitReady(deny, func() []metav1.Condition { return deny.Status.Conditions }, metav1.ConditionTrue, intunev1alpha1.ReasonConnected)
+
+	// The user lookup passes; the record's GET fails on every attempt of the first pass.
+	h.sim.SetFaults(graphsim.Faults{Script: []int{0, 500, 500, 500, 500, 500}})
+	obj := h.userPfx("alice", "alice-pfx")
+	obj.Spec.ConnectionRef.Name = deny.Name
+	mark := h.journalMark()
+	if err := k8sClient.Create(h.ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	c := upfxReady(h, obj, metav1.ConditionFalse, intunev1alpha1.ReasonAccessDenied)
+	if !strings.Contains(c.Message, "spec.access.adoption is Deny") {
+		t.Fatalf("message %q", c.Message)
+	}
+	if !slices.Contains(h.graphCalls(mark), "GET /deviceManagement/userPfxCertificates/"+h.recordID("alice@contoso.com", alice)+" 500") {
+		t.Fatalf("the first look did not fail as scripted: %v", h.graphCalls(mark))
+	}
+	if n := h.graphWrites(mark); n != 0 {
+		t.Fatalf("writes: %v", h.graphCalls(mark))
+	}
 }

@@ -213,7 +213,7 @@ func (r *ManagedDeviceCertificateStateReconciler) sync(ctx context.Context, obj 
 	if id := obj.Status.ID; id != "" {
 		got, err := gc.GetManagedDeviceCertificateState(ctx, want.profile, id)
 		if err != nil && !graph.IsNotFound(err) {
-			return nil, "", err
+			return nil, "", r.unclaimUnseen(ctx, obj, want.conn, kindManagedDeviceCertificateState, recordKey, fresh, err)
 		}
 		record = got // nil on 404: the record, or its whole profile, is gone; the list below tells which
 	}
@@ -221,7 +221,7 @@ func (r *ManagedDeviceCertificateStateReconciler) sync(ctx context.Context, obj 
 	if record == nil {
 		states, err := gc.ListManagedDeviceCertificateStates(ctx, want.profile)
 		if err != nil {
-			return nil, "", profileError(err, want)
+			return nil, "", r.unclaimUnseen(ctx, obj, want.conn, kindManagedDeviceCertificateState, recordKey, fresh, profileError(err, want))
 		}
 		if record = findDeviceState(states, want.state); record != nil {
 			if fresh && adoptionRefused(want.conn) {

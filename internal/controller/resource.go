@@ -77,6 +77,16 @@ func (d resourceDeps) refuseAdoption(ctx context.Context, obj client.Object, con
 			"and spec.access.adoption is Deny (an administrator may set it to Allow, or delete the record in Intune)", conn.Cluster, record)}
 }
 
+// unclaimUnseen returns err, first letting go of a claim this pass made (fresh) when, under adoption: Deny, the
+// pass ends before it learned whether the record exists: a claim kept would tell the next pass that this
+// operator created the record, and a record someone else made would be taken over.
+func (d resourceDeps) unclaimUnseen(ctx context.Context, obj client.Object, conn *connection.Connection, kind, record string, fresh bool, err error) error {
+	if !fresh || !adoptionRefused(conn) {
+		return err
+	}
+	return errors.Join(err, d.Claims.release(ctx, obj, kind, conn.TenantID, record))
+}
+
 // resourceKind tells the shared plumbing how to read one kind's objects.
 type resourceKind[T client.Object] struct {
 	name      string

@@ -149,10 +149,9 @@ func (r *UserPfxCertificateReconciler) sync(ctx context.Context, obj *intunev1al
 		return nil, "", err
 	}
 	existing, err := gc.GetUserPFXCertificate(ctx, id)
-	if err == nil && fresh && adoptionRefused(want.conn) {
-		return nil, "", r.refuseAdoption(ctx, obj, want.conn, kindUserPfxCertificate, id)
-	}
 	switch {
+	case err == nil && fresh && adoptionRefused(want.conn):
+		return nil, "", r.refuseAdoption(ctx, obj, want.conn, kindUserPfxCertificate, id)
 	case graph.IsNotFound(err):
 		payload, err := r.payload(want)
 		if err != nil {
@@ -168,7 +167,7 @@ func (r *UserPfxCertificateReconciler) sync(ctx context.Context, obj *intunev1al
 		}
 		return withID(created, id), createAction(obj.Status.ID, id), nil
 	case err != nil:
-		return nil, "", err
+		return nil, "", r.unclaimUnseen(ctx, obj, want.conn, kindUserPfxCertificate, id, fresh, err)
 	}
 
 	adopting := obj.Status.ID != id
