@@ -91,8 +91,11 @@ func (p Policy) hostAllowed(raw string, trusted []string) bool {
 		return false
 	}
 	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if port == "" {
+		port = "443"
+	}
 	for _, t := range trusted {
-		if host == t && (port == "" || port == "443") {
+		if host == t && port == "443" {
 			return true
 		}
 	}
@@ -100,9 +103,6 @@ func (p Policy) hostAllowed(raw string, trusted []string) bool {
 		entryHost, entryPort, err := net.SplitHostPort(entry)
 		if err != nil { // no port in the entry: the https default only
 			entryHost, entryPort = strings.Trim(entry, "[]"), "443"
-		}
-		if port == "" {
-			port = "443"
 		}
 		if host == entryHost && port == entryPort {
 			return true

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -279,6 +280,35 @@ func (h *harness) eventually(what string, check func() error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// logMark is where the operator's log stands now, for waitPass.
+func (h *harness) logMark() int { return len(testLogSink.String()) }
+
+// reconcileIDPattern finds the reconcile id controller-runtime puts on every line of one pass.
+var reconcileIDPattern = regexp.MustCompile(`"reconcileID": "([^"]+)"`)
+
+// waitPass is the barrier after which anything a pass would do has been done: it waits until a pass of obj
+// that started after mark (the operator's log, logMark) has finished. It proves that a pass ran, where a
+// sleep would only hope so.
+func (h *harness) waitPass(obj client.Object, mark int) {
+	h.t.Helper()
+	self := fmt.Sprintf(`"namespace": %q, "name": %q`, obj.GetNamespace(), obj.GetName())
+	h.eventually("a pass of "+obj.GetName()+" to finish", func() error {
+		lines := strings.Split(testLogSink.String()[mark:], "\n")
+		for i, line := range lines {
+			if !strings.Contains(line, "Pass started") || !strings.Contains(line, self) {
+				continue
+			}
+			id := reconcileIDPattern.FindStringSubmatch(line)
+			for _, later := range lines[i+1:] {
+				if id != nil && strings.Contains(later, "Pass finished") && strings.Contains(later, id[0]) {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no pass of %s started after the mark has finished yet", obj.GetName())
+	})
 }
 
 // get reads obj's current state.

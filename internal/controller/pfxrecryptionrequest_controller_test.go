@@ -8,6 +8,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -34,6 +35,18 @@ func (h *harness) recryption(name string) *intunev1alpha1.PfxRecryptionRequest {
 			SourceType:          10,
 		},
 	}
+}
+
+// anotherPass makes the request's controller run one more pass of obj (it wakes on annotation changes) and
+// waits until that pass has finished.
+func (h *harness) anotherPass(obj *intunev1alpha1.PfxRecryptionRequest) {
+	h.t.Helper()
+	mark := h.logMark()
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{"test.intune.certops.dev/pass":"%d"}}}`, time.Now().UnixNano())
+	if err := k8sClient.Patch(h.ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		h.t.Fatal(err)
+	}
+	h.waitPass(obj, mark)
 }
 
 func (h *harness) recryptionRecords() map[string]graphsim.PfxRecryptionRequest {
@@ -104,7 +117,7 @@ func TestRecryptionRequestIsCreatedOnceAndWatched(t *testing.T) {
 	if !strings.Contains(cond.Message, st.ID) || !strings.Contains(cond.Message, "create a new one") {
 		t.Errorf("message %q does not explain what happened and what to do", cond.Message)
 	}
-	time.Sleep(3 * time.Second) // more resyncs: none may post
+	h.anotherPass(obj) // none may post
 	if n := h.recryptionPosts(mark); n != 0 || len(h.recryptionRecords()) != 0 {
 		t.Errorf("%d posts after the record vanished, records %v", n, keys(h.recryptionRecords()))
 	}
@@ -169,7 +182,7 @@ func TestRecryptionRequestNeverPostsTwiceAfterAnInterruptedCreate(t *testing.T) 
 		t.Errorf("message %q does not tell the user what to check and how to confirm", cond.Message)
 	}
 	h.waitEvent(obj, kindPfxRecryptionRequest, intunev1alpha1.ReasonCreateOutcomeUnknown)
-	time.Sleep(2 * time.Second) // a wrongly made create would land meanwhile
+	h.anotherPass(obj) // a wrongly made create would land in it
 	if calls := h.graphCalls(mark); len(calls) != 0 {
 		t.Fatalf("Graph calls while the outcome is unknown: %v", calls)
 	}
@@ -211,7 +224,7 @@ func TestRecryptionRequestWhoseCreateAnswerWasLostIsNotPostedAgain(t *testing.T)
 		t.Errorf("status: id %q, createStartedTime %v; want the mark kept and no id", obj.Status.ID, obj.Status.CreateStartedTime)
 	}
 	h.sim.SetFaults(graphsim.Faults{})
-	time.Sleep(2 * time.Second) // a wrongly repeated create would land meanwhile
+	h.anotherPass(obj) // a wrongly repeated create would land in it
 	assertCalls(t, h.graphCalls(mark), "POST /pfxRecryptionRequests 0")
 
 	h.get(obj)

@@ -267,9 +267,9 @@ func TestPfxUserCertificateDeletionLeavesTheRecord(t *testing.T) {
 	obj, before := h.pushedPfxUser()
 	id := obj.Spec.ID
 
-	mark := h.journalMark()
+	mark, logMark := h.journalMark(), h.logMark()
 	h.deleteAndWait(obj)
-	time.Sleep(time.Second) // a wrongly made call would land meanwhile
+	h.waitPass(obj, logMark) // the pass the deletion woke
 	if calls := h.graphCalls(mark); len(calls) != 0 {
 		t.Errorf("Graph calls on deletion: %v", calls)
 	}

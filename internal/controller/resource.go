@@ -122,6 +122,11 @@ type pass[T client.Object] func(ctx context.Context, obj T) (ctrl.Result, error)
 func (r *kindReconciler[T]) run(ctx context.Context, req ctrl.Request, normal, del pass[T]) (result ctrl.Result, retErr error) {
 	// The Graph client's write budget shares its tokens round-robin among the namespaces waiting for one.
 	ctx = fairshare.WithNamespace(ctx, req.Namespace)
+	// Each pass's start and end, at debug level: the logger carries the object and the reconcile id, so one
+	// pass can be followed from its first line to its last (the controller tests wait on these lines).
+	logger := log.FromContext(ctx).V(1)
+	logger.Info("Pass started")
+	defer func() { logger.Info("Pass finished", "requeueAfter", result.RequeueAfter, "failed", retErr != nil) }()
 	k := &r.kind
 	obj := k.newObject()
 	// Read live, not from the cache: the status written by the previous pass must be seen, or a record this

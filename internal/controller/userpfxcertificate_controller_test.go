@@ -141,14 +141,14 @@ func TestUserPfxImportsFromTLSSecretWithUPNFromCertificate(t *testing.T) {
 	}
 
 	// Nothing changed: a second pass (forced by touching the Secret's labels) writes nothing.
-	mark := h.journalMark()
+	mark, logMark := h.journalMark(), h.logMark()
 	secret := &corev1.Secret{}
 	h.get(secretRef(h.ns, "bob-tls", secret))
 	secret.Labels = map[string]string{"touched": "yes"}
 	if err := k8sClient.Update(h.ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second) // give a wrongly triggered write the chance to happen
+	h.waitPass(obj, logMark)
 	if n := h.graphWrites(mark); n != 0 {
 		t.Errorf("%d Graph writes after an unchanged Secret was touched, want 0: %v", n, h.graphCalls(mark))
 	}
@@ -399,14 +399,14 @@ func TestUserPfxSuspendMakesNoGraphCalls(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	alice := h.newUser("alice@contoso.com")
 	h.pfxSecret(h.ns, "alice-pfx", alice, "pw")
-	mark := h.journalMark()
+	mark, logMark := h.journalMark(), h.logMark()
 	obj := h.userPfx("alice", "alice-pfx")
 	obj.Spec.Suspend = true
 	if err := k8sClient.Create(h.ctx, obj); err != nil {
 		t.Fatal(err)
 	}
 	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonSuspended)
-	time.Sleep(time.Second) // a wrongly made call would land meanwhile
+	h.waitPass(obj, logMark)
 	if calls := h.graphCalls(mark); len(calls) != 0 {
 		t.Fatalf("suspended resource made Graph calls: %v", calls)
 	}

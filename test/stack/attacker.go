@@ -2,15 +2,10 @@ package stack
 
 import (
 	"bytes"
-	"crypto/x509"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -58,27 +53,9 @@ func (a *Attacker) Host() string { return strings.TrimPrefix(a.URL, "https://") 
 
 // Journal is every request the attacker's host received.
 func (a *Attacker) Journal() ([]graphsim.Entry, error) {
-	ca, err := os.ReadFile(a.CAFile)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig(pool)}}
-	res, err := c.Get(a.URL + "/_sim/journal")
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, err
-	}
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("attacker journal: %s: %s", res.Status, data)
-	}
 	var entries []graphsim.Entry
-	return entries, json.Unmarshal(data, &entries)
+	err := callSim(a.URL, a.CAFile, http.MethodGet, "journal", nil, &entries)
+	return entries, err
 }
 
 // trustBundle is the CA file the operator trusts (SSL_CERT_FILE): graphsim's, plus any attacker's.

@@ -489,6 +489,11 @@ func (s *Stack) KubectlRun(ctx context.Context, args ...string) (string, error) 
 
 // Sim calls graphsim's admin surface (/_sim/...) and decodes the JSON answer into out (if not nil).
 func (s *Stack) Sim(method, path string, body any, out any) error {
+	return callSim(s.GraphsimURL, s.CAFile, method, path, body, out)
+}
+
+// callSim calls the admin surface of the graphsim at baseURL, trusting caFile.
+func callSim(baseURL, caFile, method, path string, body any, out any) error {
 	var reader io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
@@ -497,12 +502,12 @@ func (s *Stack) Sim(method, path string, body any, out any) error {
 		}
 		reader = strings.NewReader(string(data))
 	}
-	req, err := http.NewRequest(method, s.GraphsimURL+"/_sim/"+path, reader)
+	req, err := http.NewRequest(method, baseURL+"/_sim/"+path, reader)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	res, err := s.simClient().Do(req)
+	res, err := simClient(caFile).Do(req)
 	if err != nil {
 		return err
 	}
@@ -517,9 +522,9 @@ func (s *Stack) Sim(method, path string, body any, out any) error {
 	return nil
 }
 
-func (s *Stack) simClient() *http.Client {
+func simClient(caFile string) *http.Client {
 	pool := x509.NewCertPool()
-	if ca, err := os.ReadFile(s.CAFile); err == nil {
+	if ca, err := os.ReadFile(caFile); err == nil {
 		pool.AppendCertsFromPEM(ca)
 	}
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig(pool)}}
