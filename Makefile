@@ -20,6 +20,15 @@ all: build
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the Go markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/...;./internal/controller/..." output:crd:artifacts:config=config/crd/bases
+	hack/sync-chart.sh
+
+.PHONY: chart
+chart: ## Copy config/'s CRDs, RBAC rules, alerts and dashboard into the Helm chart (make manifests does too).
+	hack/sync-chart.sh
+
+.PHONY: helm-lint
+helm-lint: chart ## helm lint --strict the chart in both scopes (helm is built from its Go module into bin/).
+	for scope in cluster namespace; do $$(hack/tool.sh helm) lint --strict charts/intune-cert-operator --set scope=$$scope; done
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -32,6 +41,20 @@ fmt: ## go fmt.
 .PHONY: vet
 vet: ## go vet.
 	go vet ./...
+
+.PHONY: verify
+verify: generate manifests fmt ## Fail when generate, manifests, fmt or go mod tidy change anything (run on a committed tree).
+	go mod tidy
+	git diff --exit-code || { echo "make verify: the files above changed: commit what generate, manifests, fmt and go mod tidy wrote" >&2; exit 1; }
+	untracked=$$(git ls-files --others --exclude-standard -- api config charts); \
+	if [[ -n $$untracked ]]; then echo "make verify: generated files not in git: $$untracked" >&2; exit 1; fi
+
+# govulncheck needs its vulnerability database: https://vuln.go.dev, or a copy, VULNCHECK_DB=file:///path.
+VULNCHECK_DB ?= https://vuln.go.dev
+
+.PHONY: vulncheck
+vulncheck: ## govulncheck ./... (built into bin/); FAILS when the vulnerability database is unreachable (VULNCHECK_DB).
+	hack/vulncheck.sh $(VULNCHECK_DB)
 
 .PHONY: control-plane
 control-plane: ## Build kube-apiserver, etcd and kubectl from Go modules into bin/k8s (skipped when present).
@@ -68,8 +91,34 @@ demo: ## The main job on its embedded default: control plane + graphsim + operat
 ##@ Build
 
 .PHONY: build
-build: generate manifests ## Build the manager binary.
+build: generate manifests ## Build the manager binary and the kubectl plugin (bin/kubectl-certops).
 	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o bin/manager .
+	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o bin/kubectl-certops ./cmd/kubectl-certops
+
+.PHONY: docker-build
+docker-build: ## Build the operator image IMG with docker (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the operator image IMG.
+	docker push $(IMG)
+
+##@ Deployment
+
+# kubectl of the current kubeconfig; kustomize is built from its Go module into bin/ (hack/tool.sh).
+KUBECTL ?= kubectl
+DEPLOY_CONFIG ?= config/default
+
+.PHONY: deploy
+deploy: manifests ## Install the CRDs and the operator with image IMG into the current cluster (DEPLOY_CONFIG=config/namespaced for one namespace).
+	mkdir -p bin/deploy
+	img='$(IMG)'; printf 'resources:\n- ../../$(DEPLOY_CONFIG)\nimages:\n- name: ghcr.io/certops/intune-cert-operator\n  newName: %s\n  newTag: %s\n' \
+		"$${img%:*}" "$${img##*:}" > bin/deploy/kustomization.yaml
+	$$(hack/tool.sh kustomize) build bin/deploy | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: ## Remove what deploy installed, CRDs (and so every resource) included; ignore-not-found.
+	$$(hack/tool.sh kustomize) build $(DEPLOY_CONFIG) | $(KUBECTL) delete --ignore-not-found=true -f -
 
 .PHONY: run
 run: manifests generate ## Run the operator against the current kubeconfig.

@@ -15,12 +15,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
 	"github.com/certops/intune-cert-operator/internal/connection"
 	"github.com/certops/intune-cert-operator/internal/controller"
 	"github.com/certops/intune-cert-operator/internal/metricsauth"
+	"github.com/certops/intune-cert-operator/internal/monitoring"
 	"github.com/certops/intune-cert-operator/internal/version"
 )
 
@@ -37,6 +39,7 @@ func main() {
 		operatorNamespace string
 		maxConcurrent     int
 		resyncPeriod      time.Duration
+		createSettle      time.Duration
 		kubeAPIQPS        float64
 		kubeAPIBurst      int
 		allowAmbient      bool
@@ -51,6 +54,8 @@ func main() {
 	flag.StringVar(&operatorNamespace, "operator-namespace", "", "Namespace of the Secrets of ClusterGraphConnections (default: the pod's namespace, else "+defaultOperatorNamespace+").")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "Reconciles run in parallel per kind.")
 	flag.DurationVar(&resyncPeriod, "resync-period", time.Hour, "How often a resource in sync is compared with Intune again (jittered).")
+	flag.DurationVar(&createSettle, "create-settle-time", controller.DefaultCreateSettle,
+		"How long a create whose answer was lost (or carried no id) is looked for in Intune's lists, which show new records late, before the record is created again.")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
 	flag.BoolVar(&allowAmbient, "allow-namespaced-ambient-credentials", false,
@@ -110,6 +115,7 @@ func main() {
 	if err := controller.Setup(ctx, mgr, controller.Options{
 		OperatorNamespace:       operatorNamespace,
 		ResyncPeriod:            resyncPeriod,
+		CreateSettle:            createSettle,
 		MaxConcurrentReconciles: maxConcurrent,
 		ConnectionPolicy: connection.Policy{
 			AllowNamespacedAmbientCredentials: allowAmbient, AllowedEndpointHosts: endpointHosts,
@@ -118,6 +124,8 @@ func main() {
 		log.Error(err, "Failed to set up the controllers")
 		os.Exit(1)
 	}
+	// Connections' Ready condition, read from the cache when /metrics is scraped (config/prometheus alerts on it).
+	utilruntime.Must(ctrlmetrics.Registry.Register(monitoring.NewConnectionCollector(mgr.GetCache())))
 	utilruntime.Must(mgr.AddHealthzCheck("healthz", healthz.Ping))
 	utilruntime.Must(mgr.AddReadyzCheck("readyz", healthz.Ping))
 

@@ -40,7 +40,19 @@ const (
 	// ReasonGraphRejected: Graph refused the request itself (400, 403); sending it again will not help.
 	ReasonGraphRejected        = "GraphRejected"
 	ReasonCreateOutcomeUnknown = "CreateOutcomeUnknown"
-	ReasonConnected            = "Connected"
+	// ReasonCertificateExpired: the current certificate's notAfter passed; spec.retention.expired says whether
+	// its record is still in Intune.
+	ReasonCertificateExpired = "CertificateExpired"
+	// ReasonCertificateNotIssued: a cert-manager Certificate source is not Ready, or its Secret does not hold
+	// the certificate its status describes yet (or cert-manager is not installed): nothing is sent to Graph.
+	ReasonCertificateNotIssued = "CertificateNotIssued"
+	// ReasonChildrenReady: every UserPfxCertificate of a UserPfxCertificateSet is Ready.
+	ReasonChildrenReady = "ChildrenReady"
+	// ReasonChildrenNotReady: some children of a UserPfxCertificateSet are still being worked on.
+	ReasonChildrenNotReady = "ChildrenNotReady"
+	// ReasonChildrenFailed: some children of a UserPfxCertificateSet failed for a reason that needs a fix.
+	ReasonChildrenFailed = "ChildrenFailed"
+	ReasonConnected      = "Connected"
 )
 
 // DeletionPolicy says what happens to the Intune record when the resource is deleted.
@@ -123,10 +135,28 @@ type TLSSecretSource struct {
 	// secretRef names the kubernetes.io/tls Secret.
 	// +required
 	SecretRef LocalSecretReference `json:"secretRef"`
+
+	// pfxEncoding is how the PFX built from the Secret is encrypted. TripleDES-SHA1 (the default: 3DES and a
+	// SHA-1 MAC, as OpenSSL's -descert) opens on every connector host, Windows Server 2016 and earlier
+	// included; AES256-SHA256 (AES-256-CBC, PBKDF2-HMAC-SHA-256, HMAC-SHA-256 MAC) needs Windows Server 2019
+	// or later. A pfx source is sent byte for byte, whatever its encoding.
+	// +kubebuilder:default=TripleDES-SHA1
+	// +optional
+	PfxEncoding PfxEncoding `json:"pfxEncoding,omitempty"`
 }
 
-// CertificateSource is where a certificate and its private key come from: exactly one of pfx or tls.
-// +kubebuilder:validation:XValidation:rule="has(self.pfx) != has(self.tls)",message="source must set exactly one of pfx or tls"
+// PfxEncoding is the encryption of a PFX the operator builds.
+// +kubebuilder:validation:Enum=TripleDES-SHA1;AES256-SHA256
+type PfxEncoding string
+
+const (
+	PfxEncodingTripleDESSHA1 PfxEncoding = "TripleDES-SHA1"
+	PfxEncodingAES256SHA256  PfxEncoding = "AES256-SHA256"
+)
+
+// CertificateSource is where a certificate and its private key come from: exactly one of pfx, tls or
+// certificateRef.
+// +kubebuilder:validation:XValidation:rule="(has(self.pfx) ? 1 : 0) + (has(self.tls) ? 1 : 0) + (has(self.certificateRef) ? 1 : 0) == 1",message="source must set exactly one of pfx or tls or certificateRef"
 type CertificateSource struct {
 	// pfx reads a PFX file and its password from Secrets.
 	// +optional
@@ -135,11 +165,19 @@ type CertificateSource struct {
 	// tls reads a kubernetes.io/tls Secret (for example one cert-manager manages).
 	// +optional
 	TLS *TLSSecretSource `json:"tls,omitempty"`
+
+	// certificateRef reads a cert-manager Certificate (cert-manager.io/v1) in the same namespace: its Secret
+	// is imported only once the Certificate is Ready and the Secret holds the certificate its status
+	// describes; until then Ready is False with reason CertificateNotIssued and Graph is not called.
+	// +optional
+	CertificateRef *CertificateReference `json:"certificateRef,omitempty"`
 }
 
 // PaddingScheme is the RSA padding used to encrypt the PFX password for the Intune connector's key.
-// none means the connector's default, oaepSha512. pkcs1 and oaepSha1 are legacy: allowed, with a Warning event.
+// none means the connector's default, oaepSha512. pkcs1 and oaepSha1 are Graph names Intune no longer
+// accepts (Microsoft's tool refuses them): refused here too.
 // +kubebuilder:validation:Enum=none;pkcs1;oaepSha1;oaepSha256;oaepSha384;oaepSha512
+// +kubebuilder:validation:XValidation:rule="self != 'pkcs1' && self != 'oaepSha1'",message="paddingScheme pkcs1 and oaepSha1 are no longer supported by Intune's PFX import: use oaepSha512 (the default), oaepSha384 or oaepSha256"
 type PaddingScheme string
 
 // PublicKeyReference names the key holding the connector's RSA public key: PEM (SubjectPublicKeyInfo or
@@ -166,20 +204,25 @@ type PublicKeyReference struct {
 }
 
 // PfxEncryption names the on-premises Intune connector key the PFX password is encrypted for.
-// On a resource every field is optional and overrides the connection's value.
+// On a resource every field is optional and overrides the connection's value. providerName and keyName have
+// no default: one of the two (connection or resource) must set them.
 type PfxEncryption struct {
 	// providerName is the Windows key storage provider holding the connector key,
-	// e.g. "Microsoft Software Key Storage Provider".
+	// e.g. "Microsoft Software Key Storage Provider". Required by a resource that uses this key: there is
+	// no default, as a wrong name imports fine and fails later on the connector.
 	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	ProviderName string `json:"providerName,omitempty"`
 
-	// keyName is the name of the connector key within the provider, e.g. "PFXEncryptionKey".
+	// keyName is the name of the connector key within the provider, as Export-IntunePublicKey was given it
+	// (e.g. "PFXEncryptionKey"). Required by a resource that uses this key: there is no default, as a wrong
+	// name imports fine and fails later on the connector.
 	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	KeyName string `json:"keyName,omitempty"`
 
-	// paddingScheme is the RSA padding for the password. Defaults to oaepSha512.
+	// paddingScheme is the RSA padding for the password: none (= oaepSha512, the default), oaepSha256,
+	// oaepSha384 or oaepSha512. pkcs1 and oaepSha1 are refused, as Intune no longer accepts them.
 	// +optional
 	PaddingScheme PaddingScheme `json:"paddingScheme,omitempty"`
 

@@ -59,9 +59,12 @@ if generation ~= nil and (status.observedGeneration or 0) < generation then
 end
 
 local ready = nil
+local expiring = nil
 for _, condition in ipairs(status.conditions or {}) do
   if condition.type == "Ready" then
     ready = condition
+  elseif condition.type == "Expiring" then
+    expiring = condition
   end
 end
 
@@ -73,6 +76,13 @@ end
 
 if ready.status == "True" then
   hs.status = "Healthy"
+  -- Argo CD has no warning status: a certificate due for renewal (UserPfxCertificate's Expiring condition,
+  -- True within spec.renewBefore of notAfter) is still Healthy, and says so. Once expired, Ready is False
+  -- with reason CertificateExpired: Degraded.
+  if expiring ~= nil and expiring.status == "True" then
+    hs.message = messageOf(expiring)
+    return hs
+  end
 elseif ready.status == "False" and terminal[ready.reason] then
   hs.status = "Degraded"
 else

@@ -1,9 +1,10 @@
 // Command demo runs the operator's main job on its embedded default: a local control plane, graphsim (the
 // Graph emulator) as its own process, and the operator binary signing in to graphsim with the real
 // azidentity client-secret flow (and the namespaced GraphConnection sample as its own ServiceAccount). It
-// applies config/samples, waits until every sample is Ready, shows a namespace owner's attempt to borrow
-// the operator's identity refused, prints what Kubernetes and "Intune" now hold, and runs until Ctrl-C (or
-// exits at once with --once / DEMO_ONCE=1).
+// applies config/samples, waits until every sample is Ready, renews alice's S/MIME certificate (Intune keeps
+// the previous record) and has the API refuse a padding Intune no longer accepts, shows a namespace owner's
+// attempt to borrow the operator's identity refused, prints what Kubernetes and "Intune" now hold, and runs
+// until Ctrl-C (or exits at once with --once / DEMO_ONCE=1).
 package main
 
 import (
@@ -16,6 +17,9 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/certops/intune-cert-operator/internal/testutil"
 	"github.com/certops/intune-cert-operator/test/stack"
@@ -62,6 +66,11 @@ func run(dir string, once bool) error {
 	step("kubectl get certops -A")
 	fmt.Print(out)
 
+	step("Alice's S/MIME certificate is renewed: Intune keeps the previous record, which her devices need to read older mail")
+	if err := renewAlice(ctx, s); err != nil {
+		return err
+	}
+
 	step("A namespace owner tries to make the operator sign in as itself, to send a token to a host of theirs, and to import their certificate for alice")
 	if err := refuseBorrowedIdentity(ctx, s); err != nil {
 		return err
@@ -84,6 +93,44 @@ func run(dir string, once bool) error {
 }
 
 func step(msg string) { fmt.Printf("\n==> %s\n", msg) }
+
+// renewAlice puts a new certificate into alice-pfx and shows the previous record kept in status.history
+// (spec.retention.superseded: Keep, the default for smimeEncryption), then a padding Intune no longer
+// accepts refused by the API.
+func renewAlice(ctx context.Context, s *stack.Stack) error {
+	renewed, err := testutil.NewUserCertificate("alice@contoso.com", time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0))
+	if err != nil {
+		return err
+	}
+	pfxData, err := renewed.PFX(stack.SamplePassword)
+	if err != nil {
+		return err
+	}
+	secret := &corev1.Secret{}
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: "default", Name: "alice-pfx"}, secret); err != nil {
+		return err
+	}
+	secret.Data["pfx"] = pfxData
+	if err := s.Client.Update(ctx, secret); err != nil {
+		return err
+	}
+	if _, err := s.KubectlRun(ctx, "wait", "userpfxcertificate/alice-smime", "--timeout=2m",
+		"--for=jsonpath={.status.thumbprint}="+renewed.Thumbprint()); err != nil {
+		return err
+	}
+	out, err := s.KubectlRun(ctx, "get", "userpfxcertificate", "alice-smime",
+		"-o", `custom-columns=CURRENT:.status.thumbprint,KEPT:.status.history[*].thumbprint,EXPIRING:.status.conditions[?(@.type=="Expiring")].reason`)
+	if err != nil {
+		return err
+	}
+	fmt.Print(out)
+	out, err = s.KubectlRun(ctx, "patch", "userpfxcertificate", "alice-smime", "--type=merge", "-p", `{"spec":{"encryption":{"paddingScheme":"pkcs1"}}}`)
+	if err == nil {
+		return fmt.Errorf("the API accepted paddingScheme pkcs1: %s", out)
+	}
+	fmt.Printf("  kubectl patch ... paddingScheme pkcs1 is refused:\n  %s", out)
+	return nil
+}
 
 // hostileConnections are what someone who owns only the namespace team-mallory may apply: the operator
 // refuses both before any Secret is read or any token requested (docs/security.md).

@@ -113,6 +113,26 @@ func TestAdmissionRefusesBadInput(t *testing.T) {
 			func(o map[string]any) { spec(o)["source"] = map[string]any{} }, "source must set exactly one of pfx or tls"},
 		{"bad padding scheme", "UserPfxCertificate",
 			func(o map[string]any) { spec(o)["encryption"] = map[string]any{"paddingScheme": "oaepMd5"} }, `spec.encryption.paddingScheme: Unsupported value: "oaepMd5"`},
+		{"pkcs1 padding", "UserPfxCertificate",
+			func(o map[string]any) { spec(o)["encryption"] = map[string]any{"paddingScheme": "pkcs1"} },
+			"paddingScheme pkcs1 and oaepSha1 are no longer supported by Intune's PFX import: use oaepSha512"},
+		{"oaepSha1 padding on a connection", "ClusterGraphConnection",
+			func(o map[string]any) { spec(o)["pfxEncryption"].(map[string]any)["paddingScheme"] = "oaepSha1" },
+			"paddingScheme pkcs1 and oaepSha1 are no longer supported by Intune's PFX import: use oaepSha512"},
+		{"bad superseded retention", "UserPfxCertificate",
+			func(o map[string]any) { spec(o)["retention"] = map[string]any{"superseded": "Archive"} },
+			`spec.retention.superseded: Unsupported value: "Archive"`},
+		{"bad expired retention", "UserPfxCertificate",
+			func(o map[string]any) { spec(o)["retention"] = map[string]any{"expired": "KeepUntilExpired"} },
+			`spec.retention.expired: Unsupported value: "KeepUntilExpired"`},
+		{"renewBefore in days", "UserPfxCertificate",
+			func(o map[string]any) { spec(o)["renewBefore"] = "30d" }, "renewBefore must be a duration such as 720h"},
+		{"negative renewBefore", "UserPfxCertificate",
+			func(o map[string]any) { spec(o)["renewBefore"] = "-1h" }, "renewBefore must be a duration such as 720h"},
+		{"bad pfxEncoding", "UserPfxCertificate",
+			func(o map[string]any) {
+				spec(o)["source"] = map[string]any{"tls": map[string]any{"secretRef": map[string]any{"name": "x"}, "pfxEncoding": "RC2-40"}}
+			}, `spec.source.tls.pfxEncoding: Unsupported value: "RC2-40"`},
 		{"bad deletionPolicy", "UserPfxCertificate",
 			func(o map[string]any) { spec(o)["deletionPolicy"] = "Keep" }, `spec.deletionPolicy: Unsupported value: "Keep"`},
 		{"malformed tenant GUID", "ClusterGraphConnection",
@@ -191,7 +211,7 @@ func TestAdmissionRefusesChangesToImmutableFields(t *testing.T) {
 				spec(o)["connectionRef"] = map[string]any{"kind": "GraphConnection", "name": "other"}
 			}, "connectionRef is immutable"},
 		{"device configuration", "ManagedDeviceCertificateState",
-			func(o map[string]any) { spec(o)["deviceConfigurationId"] = "11111111-2222-4333-8444-555555555555" }, "deviceConfigurationId and profileType are immutable"},
+			func(o map[string]any) { spec(o)["deviceConfigurationId"] = "11111111-2222-4333-8444-555555555555" }, "deviceConfigurationId, profileType and reachedThrough are immutable"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -49,6 +50,11 @@ type harness struct {
 type harnessOptions struct {
 	resync time.Duration
 	limits graphsim.Limits
+	// clock is the operator's clock (a fake one moves time for expiry tests); nil = the real clock.
+	clock clock.PassiveClock
+	// createSettle is how long a create of unknown outcome is looked for in lists; 0 = one second, so that
+	// tests of a create that did not happen need not wait (tests with list lag set more than the lag).
+	createSettle time.Duration
 }
 
 const waitLimit = 60 * time.Second
@@ -130,7 +136,10 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(log.IntoContext(context.Background(), testLogger))
-	if err := Setup(ctx, mgr, Options{OperatorNamespace: h.operatorNS, ResyncPeriod: opts.resync,
+	if opts.createSettle == 0 {
+		opts.createSettle = time.Second
+	}
+	if err := Setup(ctx, mgr, Options{OperatorNamespace: h.operatorNS, ResyncPeriod: opts.resync, Clock: opts.clock, CreateSettle: opts.createSettle,
 		MaxConcurrentReconciles: 2, HTTPClient: sim.Client(),
 		// As an administrator lists a private endpoint: the namespaced connection signs in to graphsim.
 		ConnectionPolicy: connection.Policy{AllowedEndpointHosts: []string{strings.TrimPrefix(sim.URL(), "https://")}}}); err != nil {
@@ -283,6 +292,14 @@ func (h *harness) eventually(what string, check func() error) {
 }
 
 // logMark is where the operator's log stands now, for waitPass.
+// waitConnectionReady waits until the harness's ClusterGraphConnection checked its sign-in, so that faults set
+// afterwards hit the resources' calls only.
+func (h *harness) waitConnectionReady() {
+	h.t.Helper()
+	conn := &intunev1alpha1.ClusterGraphConnection{ObjectMeta: metav1.ObjectMeta{Name: h.connection}}
+	h.waitReady(conn, func() []metav1.Condition { return conn.Status.Conditions }, metav1.ConditionTrue, intunev1alpha1.ReasonConnected)
+}
+
 func (h *harness) logMark() int { return len(testLogSink.String()) }
 
 // reconcileIDPattern finds the reconcile id controller-runtime puts on every line of one pass.

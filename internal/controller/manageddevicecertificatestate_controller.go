@@ -110,24 +110,32 @@ func (r *ManagedDeviceCertificateStateReconciler) desired(ctx context.Context, o
 	if usage == "" {
 		usage = derivedUsage
 	}
+	// serverUrl is not sent: today's type has no such property, and Graph refuses unknown properties.
 	state := &graph.ManagedDeviceCertificateState{
-		DevicePlatform:                string(spec.DevicePlatform),
-		CertificateKeyUsage:           string(usage),
-		CertificateProfileDisplayName: spec.CertificateProfileDisplayName,
-		DeviceDisplayName:             spec.DeviceDisplayName,
-		UserDisplayName:               spec.UserDisplayName,
-		ServerURL:                     spec.ServerURL,
-		CertificateIssuer:             facts.Issuer,
-		CertificateThumbprint:         facts.Thumbprint,
-		CertificateSerialNumber:       facts.SerialNumber,
-		CertificateKeyLength:          facts.KeyLength,
-		EnhancedKeyUsage:              facts.EnhancedKeyUsage,
-	}
-	if t := facts.ExpirationDateTime; t != nil {
-		state.CertificateExpirationDateTime = &t.Time
-	}
-	if t := spec.LastCertificateStateChangeDateTime; t != nil {
-		state.LastCertificateStateChangeDateTime = &t.Time
+		DevicePlatform:                                string(spec.DevicePlatform),
+		CertificateKeyUsage:                           string(usage),
+		CertificateProfileDisplayName:                 spec.CertificateProfileDisplayName,
+		DeviceDisplayName:                             spec.DeviceDisplayName,
+		UserDisplayName:                               spec.UserDisplayName,
+		CertificateIssuer:                             facts.Issuer,
+		CertificateThumbprint:                         facts.Thumbprint,
+		CertificateSerialNumber:                       facts.SerialNumber,
+		CertificateKeyLength:                          facts.KeyLength,
+		CertificateEnhancedKeyUsage:                   facts.EnhancedKeyUsage,
+		CertificateIssuanceState:                      string(spec.CertificateIssuanceState),
+		CertificateRevokeStatus:                       string(spec.CertificateRevokeStatus),
+		CertificateKeyStorageProvider:                 string(spec.CertificateKeyStorageProvider),
+		CertificateSubjectNameFormat:                  string(spec.CertificateSubjectNameFormat),
+		CertificateSubjectNameFormatString:            spec.CertificateSubjectNameFormatString,
+		CertificateSubjectAlternativeNameFormat:       string(spec.CertificateSubjectAlternativeNameFormat),
+		CertificateSubjectAlternativeNameFormatString: spec.CertificateSubjectAlternativeNameFormatString,
+		CertificateValidityPeriod:                     spec.CertificateValidityPeriod,
+		CertificateValidityPeriodUnits:                string(spec.CertificateValidityPeriodUnits),
+		CertificateErrorCode:                          spec.CertificateErrorCode,
+		CertificateExpirationDateTime:                 timeOf(facts.ExpirationDateTime),
+		CertificateIssuanceDateTime:                   timeOf(facts.IssuanceDateTime),
+		LastCertificateStateChangeDateTime:            timeOf(spec.LastCertificateStateChangeDateTime),
+		CertificateLastIssuanceStateChangedDateTime:   timeOf(spec.CertificateLastIssuanceStateChangedDateTime),
 	}
 	content, err := json.Marshal(state)
 	if err != nil {
@@ -135,7 +143,7 @@ func (r *ManagedDeviceCertificateStateReconciler) desired(ctx context.Context, o
 	}
 	return &desiredDeviceState{
 		conn:    conn,
-		profile: graph.CertificateProfile{DeviceConfigurationID: spec.DeviceConfigurationID, Type: graph.ProfileType(spec.ProfileType)},
+		profile: certificateProfile(spec),
 		state:   state,
 		facts:   facts,
 		hash:    digest(content, []byte(conn.TenantID)),
@@ -170,6 +178,7 @@ func (r *ManagedDeviceCertificateStateReconciler) certificateFacts(ctx context.C
 			SerialNumber:       f.SerialNumber,
 			KeyLength:          int32(f.KeyLength),
 			EnhancedKeyUsage:   strings.Join(f.ExtendedKeyUsages, ", "),
+			IssuanceDateTime:   timePtr(f.NotBefore),
 			ExpirationDateTime: timePtr(f.NotAfter),
 		}
 		// A certificate without a KeyUsage extension allows every usage (RFC 5280), key encipherment
@@ -184,6 +193,7 @@ func (r *ManagedDeviceCertificateStateReconciler) certificateFacts(ctx context.C
 		override(&facts.SerialNumber, explicit.SerialNumber)
 		override(&facts.KeyLength, explicit.KeyLength)
 		override(&facts.EnhancedKeyUsage, explicit.EnhancedKeyUsage)
+		override(&facts.IssuanceDateTime, explicit.IssuanceDateTime)
 		override(&facts.ExpirationDateTime, explicit.ExpirationDateTime)
 	}
 	return facts, usage, nil
@@ -223,26 +233,26 @@ func (r *ManagedDeviceCertificateStateReconciler) sync(ctx context.Context, obj 
 		if err != nil {
 			return nil, "", r.unclaimUnseen(ctx, obj, want.conn, kindManagedDeviceCertificateState, recordKey, fresh, profileError(err, want))
 		}
-		if record = findDeviceState(states, want.state); record != nil {
-			if fresh && adoptionRefused(want.conn) {
-				return nil, "", r.refuseAdoption(ctx, obj, want.conn, kindManagedDeviceCertificateState, recordKey)
-			}
+		record = findDeviceState(states, want.state)
+		switch {
+		case record == nil:
+			return r.create(ctx, obj, want)
+		case obj.Status.CreateStartedTime != nil:
+			action = "Created" // this resource's own create, whose answer was lost
+		case fresh && adoptionRefused(want.conn):
+			return nil, "", r.refuseAdoption(ctx, obj, want.conn, kindManagedDeviceCertificateState, recordKey)
+		default:
 			action = "Adopted"
-		} else {
-			created, err := gc.CreateManagedDeviceCertificateState(ctx, want.profile, want.state)
-			if err != nil {
-				return nil, "", profileError(err, want)
-			}
-			if obj.Status.ID != "" {
-				return created, "Recreated", nil // deleted in Intune meanwhile
-			}
-			return created, "Created", nil
 		}
+		obj.Status.CreateStartedTime = nil
 	}
 	if matchesDeviceState(record, want.state) {
 		return record, action, nil
 	}
 	updated, err := gc.UpdateManagedDeviceCertificateState(ctx, want.profile, record.ID, want.state)
+	if err == nil && updated == nil { // answered 204: read the record as the service now has it
+		updated, err = gc.GetManagedDeviceCertificateState(ctx, want.profile, record.ID)
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -253,6 +263,34 @@ func (r *ManagedDeviceCertificateStateReconciler) sync(ctx context.Context, obj 
 		action = "Updated"
 	}
 	return updated, action, nil
+}
+
+// create posts the record, unless an earlier create may have made one the list does not show yet. The
+// create is marked in status first, so a lost answer is known to the next pass.
+func (r *ManagedDeviceCertificateStateReconciler) create(ctx context.Context, obj *intunev1alpha1.ManagedDeviceCertificateState, want *desiredDeviceState) (*graph.ManagedDeviceCertificateState, string, error) {
+	if err := r.createSettling(obj.Status.CreateStartedTime, r.Clock.Now()); err != nil {
+		return nil, "", err
+	}
+	if err := r.beginCreate(ctx, obj, &obj.Status.CreateStartedTime); err != nil {
+		return nil, "", err
+	}
+	created, err := want.conn.Graph.CreateManagedDeviceCertificateState(ctx, want.profile, want.state)
+	if err != nil {
+		if !graph.WriteMayHaveHappened(err) {
+			obj.Status.CreateStartedTime = nil
+		}
+		return nil, "", profileError(err, want)
+	}
+	if created.ID == "" {
+		// Made, but unnamed: the mark stays, and the next pass finds the record by listing.
+		return nil, "", &conditionError{reason: intunev1alpha1.ReasonProgressing, retryAfter: 5 * time.Second,
+			message: "Intune created the record but its answer carried no id: looking for it in the profile's list"}
+	}
+	obj.Status.CreateStartedTime = nil
+	if obj.Status.ID != "" {
+		return created, "Recreated", nil // deleted in Intune meanwhile
+	}
+	return created, "Created", nil
 }
 
 // deviceStateRecordKey identifies a device state record the way adoption finds it: profile, certificate
@@ -294,28 +332,47 @@ func sameSerial(a, b string) bool {
 }
 
 // matchesDeviceState compares the fields the spec sets. An empty field is not sent (PATCH cannot clear it),
-// so it is not compared either: a field removed from the spec keeps its last value in Intune.
+// so it is not compared either: a field removed from the spec keeps its last value in Intune. Enums compare
+// without case: the service may answer them in PascalCase.
 func matchesDeviceState(rec, want *graph.ManagedDeviceCertificateState) bool {
 	same := func(got, wanted string) bool { return wanted == "" || got == wanted }
-	sameFold := func(got, wanted string) bool { return wanted == "" || strings.EqualFold(got, wanted) }
+	sameEnum := func(got, wanted string) bool { return wanted == "" || strings.EqualFold(got, wanted) }
+	sameInt := func(got, wanted int32) bool { return wanted == 0 || got == wanted }
 	sameTime := func(got, wanted *time.Time) bool { return wanted == nil || (got != nil && got.Equal(*wanted)) }
-	return same(rec.DevicePlatform, want.DevicePlatform) &&
-		same(rec.CertificateKeyUsage, want.CertificateKeyUsage) &&
+	return sameEnum(rec.DevicePlatform, want.DevicePlatform) &&
+		sameEnum(rec.CertificateKeyUsage, want.CertificateKeyUsage) &&
 		same(rec.CertificateProfileDisplayName, want.CertificateProfileDisplayName) &&
 		same(rec.DeviceDisplayName, want.DeviceDisplayName) &&
 		same(rec.UserDisplayName, want.UserDisplayName) &&
-		same(rec.ServerURL, want.ServerURL) &&
 		same(rec.CertificateIssuer, want.CertificateIssuer) &&
-		sameFold(rec.CertificateThumbprint, want.CertificateThumbprint) &&
+		sameEnum(rec.CertificateThumbprint, want.CertificateThumbprint) &&
 		(want.CertificateSerialNumber == "" || sameSerial(rec.CertificateSerialNumber, want.CertificateSerialNumber)) &&
-		same(rec.EnhancedKeyUsage, want.EnhancedKeyUsage) &&
-		(want.CertificateKeyLength == 0 || rec.CertificateKeyLength == want.CertificateKeyLength) &&
+		same(rec.CertificateEnhancedKeyUsage, want.CertificateEnhancedKeyUsage) &&
+		sameInt(rec.CertificateKeyLength, want.CertificateKeyLength) &&
+		sameEnum(rec.CertificateIssuanceState, want.CertificateIssuanceState) &&
+		sameEnum(rec.CertificateRevokeStatus, want.CertificateRevokeStatus) &&
+		sameEnum(rec.CertificateKeyStorageProvider, want.CertificateKeyStorageProvider) &&
+		sameEnum(rec.CertificateSubjectNameFormat, want.CertificateSubjectNameFormat) &&
+		same(rec.CertificateSubjectNameFormatString, want.CertificateSubjectNameFormatString) &&
+		sameEnum(rec.CertificateSubjectAlternativeNameFormat, want.CertificateSubjectAlternativeNameFormat) &&
+		same(rec.CertificateSubjectAlternativeNameFormatString, want.CertificateSubjectAlternativeNameFormatString) &&
+		sameInt(rec.CertificateValidityPeriod, want.CertificateValidityPeriod) &&
+		sameEnum(rec.CertificateValidityPeriodUnits, want.CertificateValidityPeriodUnits) &&
+		sameInt(rec.CertificateErrorCode, want.CertificateErrorCode) &&
 		sameTime(rec.CertificateExpirationDateTime, want.CertificateExpirationDateTime) &&
-		sameTime(rec.LastCertificateStateChangeDateTime, want.LastCertificateStateChangeDateTime)
+		sameTime(rec.CertificateIssuanceDateTime, want.CertificateIssuanceDateTime) &&
+		sameTime(rec.LastCertificateStateChangeDateTime, want.LastCertificateStateChangeDateTime) &&
+		sameTime(rec.CertificateLastIssuanceStateChangedDateTime, want.CertificateLastIssuanceStateChangedDateTime)
+}
+
+// certificateProfile is the Graph address of a resource's certificate profile.
+func certificateProfile(spec *intunev1alpha1.ManagedDeviceCertificateStateSpec) graph.CertificateProfile {
+	return graph.CertificateProfile{DeviceConfigurationID: spec.DeviceConfigurationID,
+		Type: graph.ProfileType(spec.ProfileType), Via: graph.Via(spec.ReachedThrough)}
 }
 
 func (r *ManagedDeviceCertificateStateReconciler) reconcileDelete(ctx context.Context, obj *intunev1alpha1.ManagedDeviceCertificateState) (ctrl.Result, error) {
-	profile := graph.CertificateProfile{DeviceConfigurationID: obj.Spec.DeviceConfigurationID, Type: graph.ProfileType(obj.Spec.ProfileType)}
+	profile := certificateProfile(&obj.Spec)
 	return r.finalize(ctx, obj, deletion{
 		policy:        obj.Spec.DeletionPolicy,
 		connectionRef: obj.Spec.ConnectionRef,

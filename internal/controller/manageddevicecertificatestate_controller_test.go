@@ -106,8 +106,8 @@ func TestDeviceStateCreatesFromTheCertificateSecretAndKeepsItInSync(t *testing.T
 		!rec.CertificateExpirationDateTime.Equal(alice.Cert.NotAfter) {
 		t.Errorf("record certificate facts = %+v", rec)
 	}
-	if rec.EnhancedKeyUsage != "emailProtection, clientAuth" {
-		t.Errorf("enhancedKeyUsage %q, want the certificate's two usages", rec.EnhancedKeyUsage)
+	if rec.CertificateEnhancedKeyUsage != "emailProtection, clientAuth" {
+		t.Errorf("enhancedKeyUsage %q, want the certificate's two usages", rec.CertificateEnhancedKeyUsage)
 	}
 	if rec.CertificateKeyUsage != "keyEncipherment" {
 		t.Errorf("certificateKeyUsage %q: the certificate allows keyEncipherment", rec.CertificateKeyUsage)
@@ -116,7 +116,7 @@ func TestDeviceStateCreatesFromTheCertificateSecretAndKeepsItInSync(t *testing.T
 	st := obj.Status
 	if st.Certificate == nil || st.Certificate.Thumbprint != rec.CertificateThumbprint || st.Certificate.SerialNumber != rec.CertificateSerialNumber ||
 		st.Certificate.Issuer != rec.CertificateIssuer || st.Certificate.KeyLength != rec.CertificateKeyLength ||
-		st.Certificate.EnhancedKeyUsage != rec.EnhancedKeyUsage || !st.Certificate.ExpirationDateTime.Time.Equal(alice.Cert.NotAfter) {
+		st.Certificate.EnhancedKeyUsage != rec.CertificateEnhancedKeyUsage || !st.Certificate.ExpirationDateTime.Time.Equal(alice.Cert.NotAfter) {
 		t.Errorf("status.certificate = %+v, record %+v", st.Certificate, rec)
 	}
 	if st.CertificateKeyUsage != "keyEncipherment" || st.SourceHash == "" || st.LastSyncTime == nil || st.ObservedGeneration != obj.Generation {
@@ -207,7 +207,7 @@ func TestDeviceStateReadsAPfxAndExplicitFactsWin(t *testing.T) {
 		t.Errorf("explicit values lost: issuer %q, key length %d", rec.CertificateIssuer, rec.CertificateKeyLength)
 	}
 	if rec.CertificateThumbprint != sum || !sameSerialNumber(rec.CertificateSerialNumber, cert.SerialNumber) ||
-		rec.EnhancedKeyUsage != "clientAuth" || !rec.CertificateExpirationDateTime.Equal(cert.NotAfter) {
+		rec.CertificateEnhancedKeyUsage != "clientAuth" || !rec.CertificateExpirationDateTime.Equal(cert.NotAfter) {
 		t.Errorf("derived values wrong: %+v", rec)
 	}
 	if rec.CertificateKeyUsage != "digitalSignature" || obj.Status.CertificateKeyUsage != "digitalSignature" {

@@ -45,7 +45,7 @@ func classify(err error) failure {
 	case errors.As(err, &authErr):
 		return failure{reason: intunev1alpha1.ReasonCredentialInvalid, message: signInMessage(err), retryAfter: retryConnection}
 	case errors.As(err, &condErr):
-		f := failure{reason: condErr.reason, message: condErr.message, terminal: condErr.terminal}
+		f := failure{reason: condErr.reason, message: condErr.message, terminal: condErr.terminal, retryAfter: condErr.retryAfter}
 		switch {
 		case f.reason == intunev1alpha1.ReasonRecordClaimed:
 			// Nothing wakes a resource when the record's owner lets go (claims are not watched): look again soon.
@@ -85,7 +85,7 @@ func classifyGraph(e *graph.Error) failure {
 		return failure{reason: intunev1alpha1.ReasonConnectionNotReady,
 			message: "Graph refused the access token: check the connection's credential (" + e.Error() + ")", retryAfter: retryConnection}
 	case e.StatusCode == http.StatusForbidden:
-		return failure{reason: intunev1alpha1.ReasonGraphError,
+		return failure{reason: intunev1alpha1.ReasonGraphRejected,
 			message:  "Graph denied access: grant the application DeviceManagementConfiguration.ReadWrite.All and User.Read.All (" + e.Error() + ")",
 			terminal: true, retryAfter: retryTerminal}
 	case graph.IsRetryable(e):
@@ -101,6 +101,8 @@ type conditionError struct {
 	reason   string
 	message  string
 	terminal bool
+	// retryAfter is when to look again; 0 = the default for the failure.
+	retryAfter time.Duration
 }
 
 func (e *conditionError) Error() string { return e.message }

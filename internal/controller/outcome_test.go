@@ -2,8 +2,13 @@ package controller
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/graph"
 )
 
 func TestSignInMessageKeepsEntraExplanationOnly(t *testing.T) {
@@ -17,5 +22,55 @@ func TestSignInMessageKeepsEntraExplanationOnly(t *testing.T) {
 	}
 	if strings.Contains(got, "Trace ID") {
 		t.Error("trace id kept")
+	}
+}
+
+// Every class of Graph status decides the Ready reason, whether the failure waits for a change (terminal)
+// and when to look again.
+func TestClassifyGraphStatusClasses(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        *graph.Error
+		reason     string
+		terminal   bool
+		retryAfter time.Duration
+	}{
+		{"400 refused payload", &graph.Error{StatusCode: 400, Code: "BadRequest"}, intunev1alpha1.ReasonGraphRejected, true, retryTerminal},
+		{"401 token refused", &graph.Error{StatusCode: 401}, intunev1alpha1.ReasonConnectionNotReady, false, retryConnection},
+		{"403 permission missing", &graph.Error{StatusCode: 403, Code: "Forbidden"}, intunev1alpha1.ReasonGraphRejected, true, retryTerminal},
+		{"404 (when a caller did not map it)", &graph.Error{StatusCode: 404}, intunev1alpha1.ReasonGraphRejected, true, retryTerminal},
+		{"409", &graph.Error{StatusCode: 409}, intunev1alpha1.ReasonGraphRejected, true, retryTerminal},
+		{"429 with its wait", &graph.Error{StatusCode: 429, RetryAfter: 7 * time.Second}, intunev1alpha1.ReasonThrottled, false, 7 * time.Second},
+		{"429 naming no wait", &graph.Error{StatusCode: 429}, intunev1alpha1.ReasonThrottled, false, defaultThrottleRetry},
+		{"500", &graph.Error{StatusCode: 500}, intunev1alpha1.ReasonGraphError, false, 0},
+		{"503 with its wait", &graph.Error{StatusCode: 503, RetryAfter: 3 * time.Second}, intunev1alpha1.ReasonGraphError, false, 3 * time.Second},
+		{"504", &graph.Error{StatusCode: 504}, intunev1alpha1.ReasonGraphError, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := classify(fmt.Errorf("wrapped: %w", tt.err))
+			if f.reason != tt.reason || f.terminal != tt.terminal || f.retryAfter != tt.retryAfter {
+				t.Errorf("classify = %+v, want reason %s terminal %v retryAfter %s", f, tt.reason, tt.terminal, tt.retryAfter)
+			}
+			if f.message == "" {
+				t.Error("empty message")
+			}
+		})
+	}
+}
+
+// A failure a reconciler found itself keeps its reason, and says when to look again.
+func TestClassifyConditionErrors(t *testing.T) {
+	settling := classify(&conditionError{reason: intunev1alpha1.ReasonProgressing, message: "looking", retryAfter: 5 * time.Second})
+	if settling.reason != intunev1alpha1.ReasonProgressing || settling.terminal || settling.retryAfter != 5*time.Second {
+		t.Errorf("settling create: %+v", settling)
+	}
+	bad := classify(&conditionError{reason: intunev1alpha1.ReasonInvalidSpec, message: "bad", terminal: true})
+	if !bad.terminal || bad.retryAfter != retryTerminal {
+		t.Errorf("terminal: %+v", bad)
+	}
+	claimed := classify(&conditionError{reason: intunev1alpha1.ReasonRecordClaimed, message: "x", terminal: true})
+	if claimed.retryAfter != retryClaimed {
+		t.Errorf("claimed: %+v", claimed)
 	}
 }

@@ -2,8 +2,8 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,9 +25,10 @@ const kindPfxRecryptionRequest = "PfxRecryptionRequest"
 // PfxRecryptionRequestReconciler creates a Graph pfxRecryptionRequest once, watches that it still exists,
 // and deletes it with the resource.
 //
-// Graph assigns the id and documents no way to find a request again, so a create whose outcome is unknown
-// (the operator stopped, or the answer was lost) is never repeated on the operator's own: the resource
-// reports CreateOutcomeUnknown until the user confirms, with the annotation
+// Graph assigns the id, and may answer a create without it (today's type lists no id property). A create
+// whose id is unknown (the answer was lost or carried none, or the operator stopped) is looked for in
+// Intune's list; it is never repeated on the operator's own: when the list does not show the request within
+// the settle time, the resource reports CreateOutcomeUnknown until the user confirms, with the annotation
 // intune.certops.dev/confirm-not-created, that Intune holds no such record. A request that later vanishes
 // from Intune (deleted there, or consumed by the connector) is reported, not recreated: the spec is
 // immutable and a recryption is a one-off action, so a new resource is the way to ask again.
@@ -54,29 +55,38 @@ func (r *PfxRecryptionRequestReconciler) reconcileNormal(ctx context.Context, ob
 	return r.observe(ctx, obj)
 }
 
-// create posts the request. status.createStartedTime is stored (and confirmed) before the POST and cleared
-// with the id after it, so a later pass that finds it set without an id knows an earlier create may have
-// happened.
+// create posts the request once. status.createStartedTime is stored before the POST and cleared with the id
+// after it, so a later pass that finds it set without an id knows an earlier create may have happened: it
+// looks for the request in Intune's list, and when none shows up within the settle time, waits for the user.
 func (r *PfxRecryptionRequestReconciler) create(ctx context.Context, obj *intunev1alpha1.PfxRecryptionRequest) (ctrl.Result, error) {
-	confirmed := false
-	if started := obj.Status.CreateStartedTime; started != nil {
-		if obj.Annotations[intunev1alpha1.AnnotationConfirmNotCreated] != "true" {
-			r.outcomeUnknown(obj, fmt.Sprintf("a create of this request started at %s did not finish", started.UTC().Format(time.RFC3339)))
-			return ctrl.Result{}, nil // only the user can tell: the annotation wakes the resource
-		}
-		confirmed = true
-	}
 	conn, err := r.connectionFor(ctx, obj.Namespace, obj.Spec.ConnectionRef, connection.AccessRequest{Kind: kindPfxRecryptionRequest})
 	if err != nil {
 		return r.fail(ctx, obj, err)
 	}
+	want := recryptionPayload(&obj.Spec, conn)
+	confirmed := false
+	if started := obj.Status.CreateStartedTime; started != nil {
+		found, err := r.findCreated(ctx, conn, want, started.Time)
+		switch {
+		case found != nil:
+			return r.created(obj, found, "Created"), nil
+		case err != nil:
+			return r.fail(ctx, obj, err)
+		}
+		if settling := r.createSettling(started, r.Clock.Now()); settling != nil {
+			return r.fail(ctx, obj, settling)
+		}
+		if obj.Annotations[intunev1alpha1.AnnotationConfirmNotCreated] != "true" {
+			r.outcomeUnknown(obj, fmt.Sprintf("a create of this request started at %s did not finish, and Intune does not list the request", started.UTC().Format(time.RFC3339)))
+			// Only the user can tell (the annotation wakes the resource); until then, keep looking now and then.
+			return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
+		}
+		confirmed = true
+	}
 
 	// The optimistic lock makes sure this pass acts on the latest status: no id, and no mark of an attempt
 	// other than the one the user confirmed.
-	base := obj.DeepCopy()
-	obj.Status.CreateStartedTime = &metav1.Time{Time: r.Clock.Now()}
-	if err := r.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-		obj.Status.CreateStartedTime = base.Status.CreateStartedTime
+	if err := r.beginCreate(ctx, obj, &obj.Status.CreateStartedTime); err != nil {
 		return ctrl.Result{}, fmt.Errorf("failed to record the start of the create: %w", err)
 	}
 	// The confirmation is used up before the call it authorizes: should that call end unknown too, the
@@ -87,40 +97,54 @@ func (r *PfxRecryptionRequestReconciler) create(ctx context.Context, obj *intune
 			return ctrl.Result{}, err
 		}
 	}
-	marked := obj.DeepCopy()
-
-	created, err := conn.Graph.CreatePfxRecryptionRequest(ctx, recryptionPayload(&obj.Spec, conn))
-	if err != nil && createMayHaveHappened(err) {
-		r.outcomeUnknown(obj, "the create call got no clear answer: "+classify(err).message)
-		return ctrl.Result{}, nil
-	}
-	// From here on the mark is cleared; the deferred status patch only sends what changed since the read,
-	// which does not include the mark, so these writes are patches of their own.
-	obj.Status.CreateStartedTime = nil
+	created, err := conn.Graph.CreatePfxRecryptionRequest(ctx, want)
 	if err != nil {
-		if clearErr := r.Status().Patch(ctx, obj, client.MergeFrom(marked)); clearErr != nil {
-			return ctrl.Result{}, errors.Join(err, fmt.Errorf("failed to clear status.createStartedTime: %w", clearErr))
+		if !graph.WriteMayHaveHappened(err) {
+			obj.Status.CreateStartedTime = nil // refused: nothing was made
 		}
 		return r.fail(ctx, obj, err)
 	}
-	recordRecryption(&obj.Status, created, r.Clock.Now())
-	r.succeed(obj, "Created", created.ID)
-	if err := r.Status().Patch(ctx, obj, client.MergeFrom(marked)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("failed to record the id %s of the created request: %w", created.ID, err)
+	if created.ID == "" {
+		// Made, but unnamed (today's type lists no id): the mark stays, and the next pass finds it by listing.
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Created", "Create",
+			"Intune accepted the request; its answer carried no id, so it is looked up in the list")
+		return r.fail(ctx, obj, &conditionError{reason: intunev1alpha1.ReasonProgressing, retryAfter: 5 * time.Second,
+			message: "Intune accepted the request but its answer carried no id: looking for it in the list"})
 	}
-	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
+	return r.created(obj, created, "Created"), nil
 }
 
-// createMayHaveHappened says whether a failed create may still have created a record: Graph answered with
-// a server error after which it may have acted, or no answer came at all (the client does not repeat a POST
-// that may have been sent), or the pass was cancelled mid-call. Failures before sending (sign-in) and
-// refusals (4xx, 429, 503, 504) leave nothing behind.
-func createMayHaveHappened(err error) bool {
-	var e *graph.Error
-	if errors.As(err, &e) {
-		return e.StatusCode >= 500 && e.StatusCode != 503 && e.StatusCode != 504
+// created records the request Intune holds and clears the create mark.
+func (r *PfxRecryptionRequestReconciler) created(obj *intunev1alpha1.PfxRecryptionRequest, rec *graph.PfxRecryptionRequest, action string) ctrl.Result {
+	obj.Status.CreateStartedTime = nil
+	recordRecryption(&obj.Status, rec, r.Clock.Now())
+	r.succeed(obj, action, rec.ID)
+	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}
+}
+
+// findCreated looks in Intune's list for the request a create started at started may have made: same
+// fields, created no earlier than the mark (less clock skew). An error means the list could not be read.
+func (r *PfxRecryptionRequestReconciler) findCreated(ctx context.Context, conn *connection.Connection, want *graph.PfxRecryptionRequest, started time.Time) (*graph.PfxRecryptionRequest, error) {
+	all, err := conn.Graph.ListPfxRecryptionRequests(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return graph.IsRetryable(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	const skew = 5 * time.Minute
+	for i := range all {
+		rec := &all[i]
+		if rec.ID != "" && sameRecryption(rec, want) && (rec.CreatedTime.IsZero() || !rec.CreatedTime.Before(started.Add(-skew))) {
+			return rec, nil
+		}
+	}
+	return nil, nil
+}
+
+// sameRecryption compares the fields a create sends.
+func sameRecryption(rec, want *graph.PfxRecryptionRequest) bool {
+	return strings.EqualFold(rec.TenantID, want.TenantID) && strings.EqualFold(rec.UserID, want.UserID) &&
+		strings.EqualFold(rec.DeviceID, want.DeviceID) && strings.EqualFold(rec.ProfileID, want.ProfileID) &&
+		strings.EqualFold(rec.Thumbprint, want.Thumbprint) && strings.EqualFold(rec.DeviceKeyThumbprint, want.DeviceKeyThumbprint) &&
+		rec.SourceType == want.SourceType
 }
 
 // outcomeUnknown reports a create that may or may not have happened, and what the user can do about it.
@@ -150,14 +174,6 @@ func (r *PfxRecryptionRequestReconciler) consumeConfirmation(ctx context.Context
 
 // observe reads the created request back, on every resync, and reports when Intune no longer has it.
 func (r *PfxRecryptionRequestReconciler) observe(ctx context.Context, obj *intunev1alpha1.PfxRecryptionRequest) (ctrl.Result, error) {
-	if obj.Status.CreateStartedTime != nil {
-		// The id was stored by the deferred status patch, which cannot clear the mark.
-		marked := obj.DeepCopy()
-		obj.Status.CreateStartedTime = nil
-		if err := r.Status().Patch(ctx, obj, client.MergeFrom(marked)); err != nil {
-			return ctrl.Result{}, fmt.Errorf("failed to clear status.createStartedTime: %w", err)
-		}
-	}
 	now := r.Clock.Now()
 	if wait, skip := r.skipUntilResync(obj, obj.Status.LastSyncTime, now); skip {
 		return ctrl.Result{RequeueAfter: wait}, nil
@@ -176,6 +192,7 @@ func (r *PfxRecryptionRequestReconciler) observe(ctx context.Context, obj *intun
 		return r.fail(ctx, obj, err)
 	}
 	recordRecryption(&obj.Status, record, now)
+	obj.Status.CreateStartedTime = nil // an earlier version could leave it beside the id
 	r.succeed(obj, "", obj.Status.ID)
 	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
 }

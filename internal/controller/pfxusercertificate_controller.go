@@ -19,14 +19,14 @@ import (
 
 const kindPfxUserCertificate = "PfxUserCertificate"
 
-// +kubebuilder:rbac:groups=intune.certops.dev,resources=pfxusercertificates,verbs=get;list;watch
+// +kubebuilder:rbac:groups=intune.certops.dev,resources=pfxusercertificates,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=intune.certops.dev,resources=pfxusercertificates/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=intune.certops.dev,resources=pfxusercertificates/finalizers,verbs=update
 
-// PfxUserCertificateReconciler keeps an existing Graph pfxUserCertificate equal to its resource.
-//
-// Graph documents only GET and PATCH for this record, so the resource never creates one and never deletes
-// one. Deleting the resource therefore needs no Graph call, and the kind holds no finalizer: the resource
-// goes at once and the record stays in Intune as it was last written.
+// PfxUserCertificateReconciler keeps a Graph pfxUserCertificate equal to its resource. With spec.id the
+// record exists already: the resource updates it and never creates or deletes it. Without, the resource
+// creates it (Graph assigns the id, and its type lists no id property, so a create answered without one is
+// found again by listing), and deletes it per deletionPolicy.
 type PfxUserCertificateReconciler struct {
 	kindReconciler[*intunev1alpha1.PfxUserCertificate]
 }
@@ -53,7 +53,7 @@ type desiredPfxUser struct {
 }
 
 func (r *PfxUserCertificateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	return r.run(ctx, req, r.reconcileNormal, nil)
+	return r.run(ctx, req, r.reconcileNormal, r.reconcileDelete)
 }
 
 func (r *PfxUserCertificateReconciler) reconcileNormal(ctx context.Context, obj *intunev1alpha1.PfxUserCertificate) (ctrl.Result, error) {
@@ -67,8 +67,6 @@ func (r *PfxUserCertificateReconciler) reconcileNormal(ctx context.Context, obj 
 		if wait, skip := r.skipUntilResync(obj, obj.Status.LastSyncTime, now); skip {
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
-	} else {
-		warnLegacyPadding(r.Recorder, obj, want.encryption.padding)
 	}
 	record, action, err := r.sync(ctx, obj, want, pushed)
 	if err != nil {
@@ -85,7 +83,7 @@ func (r *PfxUserCertificateReconciler) reconcileNormal(ctx context.Context, obj 
 	st.CertExpirationDate = timePtr(f.NotAfter)
 	st.SourceHash = want.hash
 	st.LastSyncTime = &metav1.Time{Time: now}
-	r.succeed(obj, action, obj.Spec.ID)
+	r.succeed(obj, action, recordID(obj))
 	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
 }
 
@@ -142,15 +140,18 @@ func (r *PfxUserCertificateReconciler) desired(ctx context.Context, obj *intunev
 	return &desiredPfxUser{conn: conn, material: m, encryption: enc, record: record, hash: hash}, nil
 }
 
-// sync makes the record hold what is desired and says what it did ("Updated", or "" when nothing was
+// sync makes the record hold what is desired and says what it did (an Event reason, "" when nothing was
 // written). A PATCH of the same content is harmless, but it is only sent when the spec or the Secrets differ
 // from what was last pushed (pushed is false) or Intune's copy drifted from it: Graph never returns the blob
 // or the password, so only what the operator recorded tells whether they are current.
 func (r *PfxUserCertificateReconciler) sync(ctx context.Context, obj *intunev1alpha1.PfxUserCertificate, want *desiredPfxUser, pushed bool) (*graph.PfxUserCertificate, string, error) {
 	gc := want.conn.Graph
+	if obj.Spec.ID == "" {
+		return r.syncOwned(ctx, obj, want, pushed)
+	}
 	id := obj.Spec.ID
-	// Before the first write: one resource per record. Every record this kind manages existed before it (it
-	// only updates), so access.adoption: Deny refuses one that no resource of this operator managed yet.
+	// Before the first write: one resource per record. A record named by spec.id existed before the resource,
+	// so access.adoption: Deny refuses one that no resource of this operator managed yet.
 	fresh, err := r.Claims.claim(ctx, obj, kindPfxUserCertificate, want.conn.TenantID, id)
 	if err != nil {
 		return nil, "", err
@@ -167,25 +168,162 @@ func (r *PfxUserCertificateReconciler) sync(ctx context.Context, obj *intunev1al
 			return record, "", nil
 		}
 	}
-	payload, err := r.payload(want)
-	if err != nil {
-		return nil, "", err
-	}
-	updated, err := gc.UpdatePfxUserCertificate(ctx, id, payload)
+	updated, err := r.update(ctx, id, want)
 	if err != nil {
 		return nil, "", recordError(err, id, want)
 	}
 	return updated, "Updated", nil
 }
 
-// recordError explains a 404: this kind updates an existing record and cannot create one.
+// syncOwned keeps the record this resource creates. Graph assigns its id, so before any create the
+// user's record of this certificate is looked for in the list: a create whose answer was lost is found,
+// not repeated.
+func (r *PfxUserCertificateReconciler) syncOwned(ctx context.Context, obj *intunev1alpha1.PfxUserCertificate, want *desiredPfxUser, pushed bool) (*graph.PfxUserCertificate, string, error) {
+	gc := want.conn.Graph
+	key := strings.ToLower(want.record.UserID) + "/" + strings.ToLower(want.record.Thumbprint)
+	fresh, err := r.Claims.claim(ctx, obj, kindPfxUserCertificate, want.conn.TenantID, key)
+	if err != nil {
+		return nil, "", err
+	}
+	var record *graph.PfxUserCertificate
+	if id := obj.Status.ID; id != "" {
+		got, err := gc.GetPfxUserCertificate(ctx, id)
+		if err != nil && !graph.IsNotFound(err) {
+			return nil, "", r.unclaimUnseen(ctx, obj, want.conn, kindPfxUserCertificate, key, fresh, err)
+		}
+		// nil on 404: deleted in Intune. A new certificate of this resource goes into the same record.
+		record = got
+	}
+	action := ""
+	if record == nil {
+		all, err := gc.ListPfxUserCertificates(ctx)
+		if err != nil {
+			return nil, "", r.unclaimUnseen(ctx, obj, want.conn, kindPfxUserCertificate, key, fresh, err)
+		}
+		record = findPfxUser(all, &want.record)
+		switch {
+		case record == nil:
+			return r.create(ctx, obj, want)
+		case obj.Status.CreateStartedTime != nil:
+			action = "Created" // this resource's own create, whose answer was lost or carried no id
+		case fresh && adoptionRefused(want.conn):
+			return nil, "", r.refuseAdoption(ctx, obj, want.conn, kindPfxUserCertificate, key)
+		default:
+			action = "Adopted"
+		}
+		obj.Status.CreateStartedTime = nil
+		obj.Status.ID = record.ID
+		pushed = false // what was pushed went nowhere (or its answer was lost): write the whole payload
+	}
+	if pushed && matchesPfxUser(record, &want.record) {
+		return record, action, nil
+	}
+	updated, err := r.update(ctx, record.ID, want)
+	if err != nil {
+		return nil, "", err
+	}
+	if action == "" {
+		action = "Updated"
+	}
+	return updated, action, nil
+}
+
+// create posts the record, unless an earlier create may have made one the list does not show yet. The
+// create is marked in status first, so a lost answer is known to the next pass.
+func (r *PfxUserCertificateReconciler) create(ctx context.Context, obj *intunev1alpha1.PfxUserCertificate, want *desiredPfxUser) (*graph.PfxUserCertificate, string, error) {
+	if err := r.createSettling(obj.Status.CreateStartedTime, r.Clock.Now()); err != nil {
+		return nil, "", err
+	}
+	payload, err := r.payload(want)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := r.beginCreate(ctx, obj, &obj.Status.CreateStartedTime); err != nil {
+		return nil, "", err
+	}
+	created, err := want.conn.Graph.CreatePfxUserCertificate(ctx, payload)
+	if err != nil {
+		if !graph.WriteMayHaveHappened(err) {
+			obj.Status.CreateStartedTime = nil
+		}
+		return nil, "", err
+	}
+	if created.ID == "" {
+		// Made, but unnamed: the mark stays, and the next pass finds the record by listing.
+		return nil, "", &conditionError{reason: intunev1alpha1.ReasonProgressing, retryAfter: 5 * time.Second,
+			message: "Intune created the record but its answer carried no id: looking for it in the list"}
+	}
+	obj.Status.CreateStartedTime = nil
+	action := "Created"
+	if obj.Status.ID != "" {
+		action = "Recreated" // deleted in Intune meanwhile
+	}
+	obj.Status.ID = created.ID
+	return created, action, nil
+}
+
+// update PATCHes the whole payload onto record id; for a 204 answer it reads the record back.
+func (r *PfxUserCertificateReconciler) update(ctx context.Context, id string, want *desiredPfxUser) (*graph.PfxUserCertificate, error) {
+	payload, err := r.payload(want)
+	if err != nil {
+		return nil, err
+	}
+	gc := want.conn.Graph
+	updated, err := gc.UpdatePfxUserCertificate(ctx, id, payload)
+	if err == nil && updated == nil {
+		updated, err = gc.GetPfxUserCertificate(ctx, id)
+	}
+	return updated, err
+}
+
+// sameCertificate says whether rec is the user's record of the wanted certificate: what identifies a
+// pfxUserCertificate whose id Graph assigned.
+func sameCertificate(rec, want *graph.PfxUserCertificate) bool {
+	return strings.EqualFold(rec.UserID, want.UserID) && strings.EqualFold(rec.Thumbprint, want.Thumbprint)
+}
+
+func findPfxUser(records []graph.PfxUserCertificate, want *graph.PfxUserCertificate) *graph.PfxUserCertificate {
+	for i := range records {
+		if sameCertificate(&records[i], want) {
+			return &records[i]
+		}
+	}
+	return nil
+}
+
+// recordID is the record a resource manages: the one spec.id names, or the one it created.
+func recordID(obj *intunev1alpha1.PfxUserCertificate) string {
+	if obj.Spec.ID != "" {
+		return obj.Spec.ID
+	}
+	return obj.Status.ID
+}
+
+// recordError explains a 404 of the record spec.id names, which this resource cannot create.
 func recordError(err error, id string, want *desiredPfxUser) error {
 	if !graph.IsNotFound(err) {
 		return err
 	}
 	return &conditionError{reason: intunev1alpha1.ReasonRecordNotFound, terminal: true, message: fmt.Sprintf(
-		"Intune has no pfxUserCertificate %q in tenant %s: this resource only updates an existing record (Graph offers no "+
-			"create for it); check spec.id", id, want.conn.TenantID)}
+		"Intune has no pfxUserCertificate %q in tenant %s: a resource with spec.id only updates that existing record; "+
+			"check spec.id, or create a resource without it to create a record", id, want.conn.TenantID)}
+}
+
+// reconcileDelete removes the record this resource created, per deletionPolicy; a record named by spec.id
+// is never deleted.
+func (r *PfxUserCertificateReconciler) reconcileDelete(ctx context.Context, obj *intunev1alpha1.PfxUserCertificate) (ctrl.Result, error) {
+	owned := ""
+	if obj.Spec.ID == "" {
+		owned = obj.Status.ID
+	}
+	return r.finalize(ctx, obj, deletion{
+		policy:        obj.Spec.DeletionPolicy,
+		connectionRef: obj.Spec.ConnectionRef,
+		records:       owned,
+		remove: func(ctx context.Context, conn *connection.Connection) (string, error) {
+			return "", ignoreGone(conn.Graph.DeletePfxUserCertificate(ctx, owned))
+		},
+	})
 }
 
 // payload is the record with the raw PFX (base64, as the String field carries it) and its password
@@ -209,6 +347,11 @@ func matchesPfxUser(rec, want *graph.PfxUserCertificate) bool {
 		strings.EqualFold(rec.UserUpn, want.UserUpn) &&
 		rec.CertStartDate.Equal(want.CertStartDate) && rec.CertExpirationDate.Equal(want.CertExpirationDate) &&
 		rec.ProviderName == want.ProviderName && rec.EncryptionKeyName == want.EncryptionKeyName &&
-		rec.PaddingScheme == want.PaddingScheme && rec.Status == want.Status &&
-		rec.IntendedPurpose == want.IntendedPurpose && rec.IsDeleted == want.IsDeleted
+		rec.PaddingScheme == want.PaddingScheme && rec.IntendedPurpose == want.IntendedPurpose &&
+		sameIfSet(rec.Status, want.Status) && sameIfSet(rec.IsDeleted, want.IsDeleted)
+}
+
+// sameIfSet compares a field the spec may leave to the connector: unset, any value matches.
+func sameIfSet[V comparable](got, want *V) bool {
+	return want == nil || (got != nil && *got == *want)
 }

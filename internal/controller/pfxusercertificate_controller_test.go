@@ -3,6 +3,7 @@ package controller
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func (h *harness) pfxUser(name, id, secretName string) *intunev1alpha1.PfxUserCe
 			ID:              id,
 			UserID:          h.users["alice@contoso.com"],
 			Source:          intunev1alpha1.CertificateSource{Pfx: &intunev1alpha1.PfxSecretSource{SecretRef: intunev1alpha1.SecretKeyReference{Name: secretName}}},
-			Status:          2,
+			Status:          ptr(int32(2)),
 			IntendedPurpose: 1,
 		},
 	}
@@ -118,9 +119,6 @@ func TestPfxUserCertificateUpdatesTheExistingRecordAndRerunsWriteNothing(t *test
 		st.SourceHash == "" || st.LastSyncTime == nil {
 		t.Errorf("status certificate bookkeeping = %+v", st)
 	}
-	if len(obj.Finalizers) != 0 {
-		t.Errorf("finalizers %v: this kind never deletes in Graph and needs none", obj.Finalizers)
-	}
 	h.waitEvent(obj, kindPfxUserCertificate, "Updated")
 
 	// In sync, every re-run (the resyncs) reads the record and writes nothing.
@@ -140,7 +138,7 @@ func TestPfxUserCertificateUpdatesTheExistingRecordAndRerunsWriteNothing(t *test
 	}
 
 	// A spec change is pushed.
-	obj.Spec.Status = 3
+	obj.Spec.Status = ptr(int32(3))
 	if err := k8sClient.Update(h.ctx, obj); err != nil {
 		t.Fatal(err)
 	}
@@ -262,6 +260,7 @@ func TestPfxUserCertificateReportsBadInputAndUnknownRecords(t *testing.T) {
 	h.waitEvent(obj, kindPfxUserCertificate, "Failed")
 }
 
+// A record named by spec.id existed before the resource: deleting the resource never deletes it.
 func TestPfxUserCertificateDeletionLeavesTheRecord(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	obj, before := h.pushedPfxUser()
@@ -275,5 +274,71 @@ func TestPfxUserCertificateDeletionLeavesTheRecord(t *testing.T) {
 	}
 	if after, ok := h.pfxUserRecord(id); !ok || after.ETag != before.ETag {
 		t.Errorf("the record changed or went with the resource (found %v)", ok)
+	}
+}
+
+// Without spec.id the resource creates the record (Graph assigns the id), keeps it (a new certificate goes
+// into the same record), and deletes it with the resource.
+func TestPfxUserCertificateCreatesOwnsAndDeletesItsRecord(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.pfxSecret(h.ns, "alice-pfx", h.newUser("alice@contoso.com"), "pw")
+	mark := h.journalMark()
+	obj := h.pfxUser("owned", "", "alice-pfx")
+	obj.Spec.Status = nil // the connector's to keep: not sent
+	if err := k8sClient.Create(h.ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	cond := pfxUserReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonCreated)
+	id := obj.Status.ID
+	if id == "" || !strings.Contains(cond.Message, id) || obj.Status.CreateStartedTime != nil {
+		t.Fatalf("status id %q, createStartedTime %v, message %q", id, obj.Status.CreateStartedTime, cond.Message)
+	}
+	// The list is read before the create: a record made by a lost create would be found there.
+	assertCalls(t, h.graphCalls(mark), "GET /pfxUserCertificates 200", "POST /pfxUserCertificates 201")
+	rec, ok := h.pfxUserRecord(id)
+	if !ok || rec.UserID != h.users["alice@contoso.com"] || rec.EncryptedPfxBlob == "" {
+		t.Fatalf("record %+v (found %v)", rec, ok)
+	}
+	if !slices.Contains(obj.Finalizers, Finalizer) {
+		t.Errorf("finalizers %v: a created record must be deleted with the resource", obj.Finalizers)
+	}
+
+	// A new certificate in the Secret goes into the same record.
+	alice2 := h.newUser("alice@contoso.com")
+	mark = h.journalMark()
+	h.pfxSecret(h.ns, "alice-pfx", alice2, "pw2")
+	h.eventually("the new certificate in the record", func() error {
+		if rec, _ := h.pfxUserRecord(id); rec.Thumbprint != thumbprintOf(alice2) {
+			return fmt.Errorf("record thumbprint %s", rec.Thumbprint)
+		}
+		return nil
+	})
+	assertCalls(t, h.graphCalls(mark), "GET /pfxUserCertificates/"+id+" 200", "PATCH /pfxUserCertificates/"+id+" 200")
+	if n := len(h.sim.PfxUserCertificates(h.tenantID)); n != 1 {
+		t.Errorf("%d records, want the one", n)
+	}
+
+	mark = h.journalMark()
+	h.deleteAndWait(obj)
+	assertCalls(t, h.graphCalls(mark), "DELETE /pfxUserCertificates/"+id+" 204")
+	if _, ok := h.pfxUserRecord(id); ok {
+		t.Error("the created record outlived its resource")
+	}
+}
+
+// The create took effect and its answer was lost: the next pass finds the record in the list and takes it,
+// and no second record is made.
+func TestPfxUserCertificateCreateWhoseAnswerWasLostIsFoundNotRepeated(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.pfxSecret(h.ns, "alice-pfx", h.newUser("alice@contoso.com"), "pw")
+	h.waitConnectionReady()
+	h.sim.SetFaults(graphsim.Faults{ActThenFailScript: []int{500}})
+	obj := h.pfxUser("lost", "", "alice-pfx")
+	if err := k8sClient.Create(h.ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	pfxUserReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonCreated)
+	if recs := h.sim.PfxUserCertificates(h.tenantID); len(recs) != 1 || recs[0].ID != obj.Status.ID {
+		t.Errorf("records %+v, want exactly the one the resource holds (%s)", recs, obj.Status.ID)
 	}
 }

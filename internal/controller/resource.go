@@ -43,6 +43,8 @@ type resourceDeps struct {
 	Recorder     events.EventRecorder
 	Clock        clock.PassiveClock
 	ResyncPeriod time.Duration
+	// CreateSettle is how long a create whose outcome is unknown is looked for in lists before another create.
+	CreateSettle time.Duration
 }
 
 // connectionFor resolves a resource's connection and applies its access rules to req: nothing reaches Graph
@@ -144,11 +146,13 @@ func (r *kindReconciler[T]) run(ctx context.Context, req ctrl.Request, normal, d
 			return ctrl.Result{}, fmt.Errorf("failed to add finalizer: %w", err)
 		}
 	}
-	before := obj.DeepCopyObject().(T)
+	written := &statusBase{obj: obj.DeepCopyObject()}
+	ctx = context.WithValue(ctx, statusBaseKey{}, written)
 	defer func() {
 		if deleting && !controllerutil.ContainsFinalizer(obj, Finalizer) {
 			return // released: the object is going away
 		}
+		before := written.obj.(T)
 		status, common := k.status(obj)
 		if previous, _ := k.status(before); !equality.Semantic.DeepEqual(previous, status) {
 			// Only the status is patched: a pass that wrote metadata (or status) itself moved the
@@ -178,6 +182,29 @@ func (r *kindReconciler[T]) run(ctx context.Context, req ctrl.Request, normal, d
 		return ctrl.Result{}, nil
 	}
 	return normal(ctx, obj)
+}
+
+// statusBase is the status as the API server holds it: as read at the start of a pass, or as persistStatus
+// last wrote it. The pass's deferred patch sends what changed since.
+type statusBase struct{ obj any }
+
+type statusBaseKey struct{}
+
+// persistStatus writes the status now, in the middle of a pass, when it must be stored before a Graph call
+// (a create mark that has to survive a crash during the call). The optimistic lock makes the pass act on the
+// latest status: should another pass have written meanwhile, this one fails and starts over.
+func (r *kindReconciler[T]) persistStatus(ctx context.Context, obj T) error {
+	written, ok := ctx.Value(statusBaseKey{}).(*statusBase)
+	if !ok {
+		return errors.New("persistStatus called outside a reconcile pass")
+	}
+	base := written.obj.(T).DeepCopyObject().(T)
+	base.SetResourceVersion(obj.GetResourceVersion())
+	if err := r.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("failed to write status: %w", err)
+	}
+	written.obj = obj.DeepCopyObject()
+	return nil
 }
 
 // untilResync says whether a resource whose last push still matches its spec, and which is Ready, may skip

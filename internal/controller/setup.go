@@ -35,6 +35,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Clock for every timestamp; nil = the real clock.
 	Clock clock.PassiveClock
+	// CreateSettle is how long a create whose outcome is unknown is looked for in Intune's lists before the
+	// record is created again; 0 = DefaultCreateSettle.
+	CreateSettle time.Duration
 }
 
 // The kinds whose resources are found by the Secrets and connections they reference.
@@ -95,6 +98,9 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	if o.MaxConcurrentReconciles <= 0 {
 		o.MaxConcurrentReconciles = 1
 	}
+	if o.CreateSettle <= 0 {
+		o.CreateSettle = DefaultCreateSettle
+	}
 	provider := &connection.Provider{
 		Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), Tokens: mgr.GetClient(), OperatorNamespace: o.OperatorNamespace,
 		Policy: o.ConnectionPolicy, HTTPClient: o.HTTPClient,
@@ -135,9 +141,10 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 
 	deps := resourceDeps{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Connections: provider,
 		Claims:   &recordClaims{writer: mgr.GetClient(), live: mgr.GetAPIReader()},
-		Recorder: recorder, Clock: o.Clock, ResyncPeriod: o.ResyncPeriod}
-	// A recryption request also wakes on its annotations: one confirms that a create may be repeated.
-	recryptionChanged := predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+		Recorder: recorder, Clock: o.Clock, ResyncPeriod: o.ResyncPeriod, CreateSettle: o.CreateSettle}
+	// A recryption request also wakes on its annotations: one confirms that a create may be repeated. So does
+	// a UserPfxCertificate: one asks for a reimport (api/v1alpha1/annotations.go).
+	annotationsOrGeneration := predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})
 	for _, k := range []struct {
 		name       string
 		obj        client.Object
@@ -146,11 +153,11 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		changed    predicate.Predicate
 	}{
 		{kindUserPfxCertificate, &intunev1alpha1.UserPfxCertificate{}, userPfxReferences,
-			&UserPfxCertificateReconciler{kindReconciler[*intunev1alpha1.UserPfxCertificate]{deps, userPfxKind}}, nil},
+			&UserPfxCertificateReconciler{kindReconciler[*intunev1alpha1.UserPfxCertificate]{deps, userPfxKind}}, annotationsOrGeneration},
 		{kindManagedDeviceCertificateState, &intunev1alpha1.ManagedDeviceCertificateState{}, deviceStateReferences,
 			&ManagedDeviceCertificateStateReconciler{kindReconciler[*intunev1alpha1.ManagedDeviceCertificateState]{deps, deviceStateKind}}, nil},
 		{kindPfxRecryptionRequest, &intunev1alpha1.PfxRecryptionRequest{}, recryptionReferences,
-			&PfxRecryptionRequestReconciler{kindReconciler[*intunev1alpha1.PfxRecryptionRequest]{deps, recryptionKind}}, recryptionChanged},
+			&PfxRecryptionRequestReconciler{kindReconciler[*intunev1alpha1.PfxRecryptionRequest]{deps, recryptionKind}}, annotationsOrGeneration},
 		{kindPfxUserCertificate, &intunev1alpha1.PfxUserCertificate{}, pfxUserReferences,
 			&PfxUserCertificateReconciler{kindReconciler[*intunev1alpha1.PfxUserCertificate]{deps, pfxUserKind}}, nil},
 	} {

@@ -12,18 +12,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
 	"github.com/certops/intune-cert-operator/internal/connection"
 	"github.com/certops/intune-cert-operator/internal/pfx"
-)
-
-// Microsoft's PFX import tool defaults, used when neither the connection nor the resource names the key.
-const (
-	defaultProviderName = "Microsoft Software Key Storage Provider"
-	defaultKeyName      = "PFXEncryptionKey"
 )
 
 // material is a certificate with its key, read from the resource's source, plus a digest of the source
@@ -50,7 +43,7 @@ func readMaterial(ctx context.Context, live client.Reader, namespace string, src
 type sourceReader struct {
 	cache   *sourceCache
 	fromPFX func(data []byte, password string) (*pfx.Material, error)
-	fromTLS func(certPEM, keyPEM []byte) (*pfx.Material, error)
+	fromTLS func(certPEM, keyPEM []byte, encoding pfx.Encoding) (*pfx.Material, error)
 }
 
 func (r *sourceReader) read(ctx context.Context, live client.Reader, namespace string, src intunev1alpha1.CertificateSource, now time.Time) (*material, error) {
@@ -61,8 +54,10 @@ func (r *sourceReader) read(ctx context.Context, live client.Reader, namespace s
 		m, err = r.readPFX(ctx, live, namespace, src.Pfx)
 	case src.TLS != nil:
 		m, err = r.readTLS(ctx, live, namespace, src.TLS)
+	case src.CertificateRef != nil:
+		m, err = r.readCertificateRef(ctx, live, namespace, src.CertificateRef) // certmanager.go
 	default:
-		return nil, &connection.Error{Reason: intunev1alpha1.ReasonInvalidSpec, Message: "spec.source must set pfx or tls"}
+		return nil, &connection.Error{Reason: intunev1alpha1.ReasonInvalidSpec, Message: "spec.source must set pfx, tls or certificateRef"}
 	}
 	if err != nil {
 		return nil, err
@@ -121,8 +116,10 @@ func (r *sourceReader) readTLS(ctx context.Context, live client.Reader, namespac
 		}
 	}
 	certPEM, keyPEM := secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey]
-	content := sourceContent{key: sourceKey("tls", namespace, key.Name), digest: digest(certPEM, keyPEM)}
-	built, err := r.cache.open(content, func() (*pfx.Material, error) { return r.fromTLS(certPEM, keyPEM) })
+	// The encoding is part of what is pushed: a new one is a new PFX, and a new push.
+	encoding := pfx.Encoding(src.PfxEncoding)
+	content := sourceContent{key: sourceKey("tls", namespace, key.Name), digest: digest(certPEM, keyPEM, []byte(encoding.OrDefault()))}
+	built, err := r.cache.open(content, func() (*pfx.Material, error) { return r.fromTLS(certPEM, keyPEM, encoding) })
 	if err != nil {
 		return nil, err
 	}
@@ -161,14 +158,20 @@ func resolveEncryption(ctx context.Context, live client.Reader, conn *connection
 		}
 	}
 	enc := &encryption{providerName: merged.ProviderName, keyName: merged.KeyName, padding: pfx.Padding(merged.PaddingScheme)}
-	if enc.providerName == "" {
-		enc.providerName = defaultProviderName
-	}
-	if enc.keyName == "" {
-		enc.keyName = defaultKeyName
+	// No guessed default: a wrong key name imports fine and fails later, on the connector, out of sight.
+	for _, field := range []struct{ name, value string }{{"providerName", enc.providerName}, {"keyName", enc.keyName}} {
+		if field.value == "" {
+			return nil, &connection.Error{Reason: intunev1alpha1.ReasonInvalidSpec, Message: fmt.Sprintf(
+				"the connector key has no %[1]s: set spec.pfxEncryption.%[1]s on %[2]s or spec.encryption.%[1]s to the name the "+
+					"connector key was created with (e.g. Microsoft Software Key Storage Provider / PFXEncryptionKey)", field.name, conn.Ref)}
+		}
 	}
 	if enc.padding == "" {
 		enc.padding = pfx.PaddingOAEPSHA512
+	}
+	// Stored before the API refused them: nothing encrypted with a padding Intune no longer accepts is sent.
+	if err := pfx.CheckPadding(enc.padding); err != nil {
+		return nil, err
 	}
 	ref := merged.PublicKeyRef
 	if ref == nil {
@@ -209,14 +212,6 @@ func readPublicKey(ctx context.Context, live client.Reader, namespace string, re
 	}
 	return nil, &connection.Error{Reason: intunev1alpha1.ReasonSecretKeyMissing,
 		Message: fmt.Sprintf("ConfigMap %q in namespace %q has no key %q", ref.Name, namespace, ref.Key)}
-}
-
-// warnLegacyPadding emits a Warning Event when a push is about to use a padding Microsoft's tool refuses.
-func warnLegacyPadding(recorder events.EventRecorder, obj client.Object, padding pfx.Padding) {
-	if padding.Legacy() {
-		recorder.Eventf(obj, nil, corev1.EventTypeWarning, "LegacyPadding", "Encrypt",
-			"paddingScheme %s is no longer supported by Microsoft's import tool: prefer oaepSha512", padding)
-	}
 }
 
 // digest is a short SHA-256 over values (each length-prefixed, so their boundaries count): a fingerprint of

@@ -38,9 +38,9 @@ func newCountingReader() *countingReader {
 			r.pfxOpens.Add(1)
 			return pfx.FromPFX(data, password)
 		},
-		fromTLS: func(certPEM, keyPEM []byte) (*pfx.Material, error) {
+		fromTLS: func(certPEM, keyPEM []byte, encoding pfx.Encoding) (*pfx.Material, error) {
 			r.tlsOpens.Add(1)
-			return pfx.FromTLS(certPEM, keyPEM)
+			return pfx.FromTLS(certPEM, keyPEM, encoding)
 		},
 	}
 	return r

@@ -35,3 +35,11 @@ func timePtr(t time.Time) *metav1.Time {
 	}
 	return &metav1.Time{Time: t.UTC()}
 }
+
+// timeOf is the time a metav1.Time holds, nil when it is unset.
+func timeOf(t *metav1.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	return &t.Time
+}

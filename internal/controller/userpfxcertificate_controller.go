@@ -55,28 +55,45 @@ func (r *UserPfxCertificateReconciler) Reconcile(ctx context.Context, req ctrl.R
 
 func (r *UserPfxCertificateReconciler) reconcileNormal(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate) (ctrl.Result, error) {
 	now := r.Clock.Now()
+	adoptRetiredIDs(&obj.Status)
+	r.takeReimportRequest(obj) // annotation intune.certops.dev/reimport: push once more now (reimport.go)
+	keep := retentionOf(&obj.Spec)
+	result, err := r.reconcileRecords(ctx, obj, keep, now)
+	// After Ready, which every pass has set by now: Ready stays the first condition.
+	if c, due := setExpiring(obj, now); due {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "Expiring", "Sync", "%s", c.Message)
+	}
+	// Expiry is scheduled, not polled: wake when time alone changes something.
+	if wake := nextWake(&obj.Status, renewBeforeOf(&obj.Spec), keep, now); err == nil && wake > 0 &&
+		(result.RequeueAfter == 0 || wake < result.RequeueAfter) {
+		result.RequeueAfter = wake
+	}
+	return result, err
+}
+
+// reconcileRecords makes Intune hold the current certificate and applies spec.retention to the records
+// this resource had before.
+func (r *UserPfxCertificateReconciler) reconcileRecords(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate, keep retention, now time.Time) (ctrl.Result, error) {
+	st := &obj.Status
 	want, err := r.desired(ctx, obj, now)
 	if err != nil {
+		if expired(st.ExpirationDateTime, now) {
+			return r.reconcileExpired(ctx, obj, keep, now, err)
+		}
 		return r.fail(ctx, obj, err)
 	}
-	if obj.Status.ID != "" && obj.Status.SourceHash == want.hash && len(obj.Status.RetiredIDs) == 0 {
-		if wait, skip := r.skipUntilResync(obj, obj.Status.LastSyncTime, now); skip {
+	if st.ID != "" && st.SourceHash == want.hash && !keep.historyDue(st.History, now) {
+		if wait, skip := r.skipUntilResync(obj, st.LastSyncTime, now); skip {
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
 	}
 
-	if obj.Status.SourceHash != want.hash {
-		warnLegacyPadding(r.Recorder, obj, want.encryption.padding)
-	}
 	record, action, err := r.sync(ctx, obj, want)
 	if err != nil {
 		return r.fail(ctx, obj, err)
 	}
 
-	st := &obj.Status
-	if st.ID != "" && st.ID != record.ID && !slices.Contains(st.RetiredIDs, st.ID) {
-		st.RetiredIDs = append(st.RetiredIDs, st.ID)
-	}
+	supersede(st, record.ID)
 	st.ID = record.ID
 	st.UserPrincipalName = want.upn
 	st.Thumbprint = want.material.Facts.Thumbprint
@@ -89,11 +106,52 @@ func (r *UserPfxCertificateReconciler) reconcileNormal(ctx context.Context, obj 
 	if userID := userIDFromRecordID(record.ID); userID != "" {
 		st.UserID = userID
 	}
-	if err := r.deleteRetired(ctx, obj, want.conn); err != nil {
+	if err := r.retireSuperseded(ctx, obj, want.conn, keep, now); err != nil {
 		return r.fail(ctx, obj, err)
 	}
 
 	r.succeed(obj, action, record.ID)
+	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
+}
+
+// reconcileExpired handles a resource whose current certificate expired and whose source offers no valid
+// one (cause says why): spec.retention.expired decides whether the record stays in Intune, and Ready says
+// which, with reason CertificateExpired, until the Secret holds a renewed certificate.
+func (r *UserPfxCertificateReconciler) reconcileExpired(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate, keep retention, now time.Time, cause error) (ctrl.Result, error) {
+	st := &obj.Status
+	removeCurrent := keep.expired == intunev1alpha1.ExpiredDelete && st.ID != ""
+	if removeCurrent || keep.historyDue(st.History, now) {
+		// This resource's own records: removed without the access check, as on deletion.
+		conn, err := r.Connections.ForResource(ctx, obj.Namespace, obj.Spec.ConnectionRef)
+		if err != nil {
+			return r.fail(ctx, obj, err)
+		}
+		if removeCurrent {
+			if err := r.removeRecord(ctx, obj, conn, st.ID, "expired"); err != nil {
+				return r.fail(ctx, obj, err)
+			}
+			st.ID = ""
+		}
+		if err := r.retireSuperseded(ctx, obj, conn, keep, now); err != nil {
+			return r.fail(ctx, obj, err)
+		}
+	}
+	fate := fmt.Sprintf("Intune keeps its record %s (spec.retention.expired: Keep)", st.ID)
+	if st.ID == "" {
+		fate = "its record is no longer in Intune"
+		if keep.expired == intunev1alpha1.ExpiredDelete {
+			fate += " (spec.retention.expired: Delete)"
+		}
+	}
+	message := fmt.Sprintf("certificate %s expired at %s and %s; renew it and update %s",
+		st.Thumbprint, st.ExpirationDateTime.UTC().Format(time.RFC3339), fate, sourceName(obj.Spec.Source))
+	if f := classify(cause); f.reason != intunev1alpha1.ReasonCertificateExpired {
+		message += " (reading it now fails with " + f.reason + ": " + f.message + ")"
+	}
+	if setReady(&st.Conditions, obj.Generation, false, intunev1alpha1.ReasonCertificateExpired, message) {
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "Failed", "Sync", "%s: %s", intunev1alpha1.ReasonCertificateExpired, message)
+	}
+	// A renewed certificate arrives with a Secret change, which the watch delivers.
 	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
 }
 
@@ -161,6 +219,7 @@ func (r *UserPfxCertificateReconciler) sync(ctx context.Context, obj *intunev1al
 		if graph.IsConflict(err) {
 			// Created meanwhile (the service can lag behind its own writes): make it ours with an update.
 			created, err = gc.UpdateUserPFXCertificate(ctx, id, payload)
+			created = orSent(created, payload, nil)
 		}
 		if err != nil {
 			return nil, "", err
@@ -185,6 +244,7 @@ func (r *UserPfxCertificateReconciler) sync(ctx context.Context, obj *intunev1al
 	if err != nil {
 		return nil, "", err
 	}
+	updated = orSent(updated, payload, existing)
 	if adopting {
 		return withID(updated, id), adoptAction(obj.Status.ID), nil
 	}
@@ -215,35 +275,71 @@ func (r *UserPfxCertificateReconciler) payload(want *desiredUserPfx) (*graph.Use
 // matchesRecord compares what Graph returns (it never returns the blob or the password).
 func matchesRecord(rec *graph.UserPFXCertificate, want *desiredUserPfx) bool {
 	f := want.material.Facts
+	// Enums compare without case: the service may answer them in PascalCase, as Microsoft's tool writes them.
 	return strings.EqualFold(rec.Thumbprint, f.Thumbprint) &&
-		rec.IntendedPurpose == want.purpose &&
+		strings.EqualFold(rec.IntendedPurpose, want.purpose) &&
 		strings.EqualFold(rec.UserPrincipalName, want.upn) &&
 		rec.ProviderName == want.encryption.providerName &&
 		rec.KeyName == want.encryption.keyName &&
-		rec.PaddingScheme == string(want.encryption.padding.Effective()) &&
+		strings.EqualFold(rec.PaddingScheme, string(want.encryption.padding.Effective())) &&
 		rec.StartDateTime.Equal(f.NotBefore) && rec.ExpirationDateTime.Equal(f.NotAfter)
 }
 
-// deleteRetired deletes the records earlier certificates of this resource left (after a rotation);
-// each id stays in status until its delete succeeded.
-func (r *UserPfxCertificateReconciler) deleteRetired(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate, conn *connection.Connection) error {
-	for len(obj.Status.RetiredIDs) > 0 {
-		id := obj.Status.RetiredIDs[0]
-		if err := conn.Graph.DeleteUserPFXCertificate(ctx, id); err != nil && !graph.IsNotFound(err) {
-			return fmt.Errorf("failed to delete the previous record %s: %w", id, err)
+// retireSuperseded applies spec.retention.superseded to status.history: a record it removes leaves history
+// only once its delete succeeded, and one whose expiry is unknown (moved from retiredIds) is read once.
+func (r *UserPfxCertificateReconciler) retireSuperseded(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate, conn *connection.Connection, keep retention, now time.Time) error {
+	st := &obj.Status
+	for i := 0; i < len(st.History); {
+		rec := &st.History[i]
+		if rec.ExpirationDateTime == nil {
+			found, err := conn.Graph.GetUserPFXCertificate(ctx, rec.ID)
+			if graph.IsNotFound(err) {
+				if err := r.Claims.release(ctx, obj, kindUserPfxCertificate, conn.TenantID, rec.ID); err != nil {
+					return err
+				}
+				st.History = slices.Delete(st.History, i, i+1) // gone already: nothing to keep or remove
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("failed to read the previous record %s: %w", rec.ID, err)
+			}
+			rec.Thumbprint, rec.ExpirationDateTime = strings.ToLower(found.Thumbprint), timePtr(found.ExpirationDateTime)
 		}
-		obj.Status.RetiredIDs = obj.Status.RetiredIDs[1:]
-		if err := r.Claims.release(ctx, obj, kindUserPfxCertificate, conn.TenantID, id); err != nil {
+		if !keep.supersededGoes(*rec, now) {
+			i++
+			continue
+		}
+		if err := r.removeRecord(ctx, obj, conn, rec.ID, "previous"); err != nil {
 			return err
 		}
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted the previous Intune record %s", id)
+		st.History = slices.Delete(st.History, i, i+1)
 	}
-	obj.Status.RetiredIDs = nil
+	if len(st.History) == 0 {
+		st.History = nil
+	}
+	return nil
+}
+
+// removeRecord deletes one of this resource's records from Intune (already gone counts as deleted) and lets
+// its claim go. which says what the record was, for the error and the Event.
+func (r *UserPfxCertificateReconciler) removeRecord(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate, conn *connection.Connection, id, which string) error {
+	if err := conn.Graph.DeleteUserPFXCertificate(ctx, id); err != nil && !graph.IsNotFound(err) {
+		return fmt.Errorf("failed to delete the %s record %s: %w", which, id, err)
+	}
+	if err := r.Claims.release(ctx, obj, kindUserPfxCertificate, conn.TenantID, id); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted the %s Intune record %s", which, id)
 	return nil
 }
 
 func (r *UserPfxCertificateReconciler) reconcileDelete(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate) (ctrl.Result, error) {
-	ids := append(slices.Clone(obj.Status.RetiredIDs), obj.Status.ID)
+	// The current record, the kept ones, and those an earlier operator version had still to delete.
+	ids := slices.Clone(obj.Status.RetiredIDs)
+	for _, rec := range obj.Status.History {
+		ids = append(ids, rec.ID)
+	}
+	ids = append(ids, obj.Status.ID)
 	ids = slices.DeleteFunc(ids, func(id string) bool { return id == "" })
 	return r.finalize(ctx, obj, deletion{
 		policy:        obj.Spec.DeletionPolicy,
@@ -259,8 +355,9 @@ func (r *UserPfxCertificateReconciler) reconcileDelete(ctx context.Context, obj 
 	})
 }
 
-// deleteUserPfxRecords deletes each record (a 404 counts as done) and reads each back once, because the
-// service can answer 204 and keep listing the record for a while. It returns an id still listed, if any.
+// deleteUserPfxRecords deletes each record (a 404 counts as done) and looks for each in the list once,
+// because the service can answer 204 and keep listing the record for a while. It returns an id still
+// listed, if any.
 func deleteUserPfxRecords(ctx context.Context, gc *graph.Client, ids []string) (string, error) {
 	for _, id := range ids {
 		if err := gc.DeleteUserPFXCertificate(ctx, id); err != nil && !graph.IsNotFound(err) {
@@ -268,15 +365,27 @@ func deleteUserPfxRecords(ctx context.Context, gc *graph.Client, ids []string) (
 		}
 	}
 	for _, id := range ids {
-		_, err := gc.GetUserPFXCertificate(ctx, id)
-		if err == nil {
-			return id, nil
-		}
-		if !graph.IsNotFound(err) {
-			return "", err
+		listed, err := stillListed(ctx, gc, id)
+		if err != nil || listed {
+			return id, err
 		}
 	}
 	return "", nil
+}
+
+// stillListed says whether Intune still lists record id. The service answers a GET of a deleted record 404
+// at once but keeps it in lists for a while, and lists are what Microsoft's tool (and an admin) looks at, so
+// the filtered list decides. The id is {userIdWithoutDashes}-{thumbprint}.
+func stillListed(ctx context.Context, gc *graph.Client, id string) (bool, error) {
+	_, thumbprint, ok := strings.Cut(id, "-")
+	if !ok || thumbprint == "" {
+		return false, nil // not an id this operator makes; the delete's answer is all there is to go by
+	}
+	records, err := gc.ListUserPFXCertificates(ctx, "", thumbprint)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(records, func(rec graph.UserPFXCertificate) bool { return strings.EqualFold(rec.ID, id) }), nil
 }
 
 func createAction(previousID, id string) string {
@@ -295,6 +404,20 @@ func adoptAction(previousID string) string {
 		return "Adopted"
 	}
 	return "Rotated"
+}
+
+// orSent stands in for a PATCH answered 204 (no body): the record is then what was sent, without its
+// secret parts, with the timestamps of before.
+func orSent(answer, sent, before *graph.UserPFXCertificate) *graph.UserPFXCertificate {
+	if answer != nil {
+		return answer
+	}
+	out := *sent
+	out.EncryptedPfxBlob, out.EncryptedPfxPassword = nil, ""
+	if before != nil {
+		out.CreatedDateTime, out.LastModifiedDateTime = before.CreatedDateTime, before.LastModifiedDateTime
+	}
+	return &out
 }
 
 // withID fills the id when Graph's answer omitted it.

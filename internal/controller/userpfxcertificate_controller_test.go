@@ -194,6 +194,8 @@ func TestUserPfxWaitsForSecretAndRecoversFromWrongPassword(t *testing.T) {
 	}
 }
 
+// An S/MIME encryption certificate's rotation keeps the previous record (the default retention): the
+// user's devices still need its key to read older mail.
 func TestUserPfxRotatesWhenTheSecretChanges(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	first, obj := h.importAlice("first-pass")
@@ -205,18 +207,17 @@ func TestUserPfxRotatesWhenTheSecretChanges(t *testing.T) {
 	h.pfxSecret(h.ns, "alice-pfx", second, "second-pass")
 	h.eventually("status moves to the new certificate", func() error {
 		h.get(obj)
-		if obj.Status.ID != newID || len(obj.Status.RetiredIDs) != 0 {
-			return fmt.Errorf("status id %s retired %v", obj.Status.ID, obj.Status.RetiredIDs)
+		if obj.Status.ID != newID || len(obj.Status.History) != 1 || obj.Status.History[0].ID != oldID {
+			return fmt.Errorf("status id %s history %+v", obj.Status.ID, obj.Status.History)
 		}
 		return nil
 	})
 	assertCalls(t, h.graphCalls(mark),
 		"GET /deviceManagement/userPfxCertificates/"+newID+" 404",
-		"POST /deviceManagement/userPfxCertificates 201",
-		"DELETE /deviceManagement/userPfxCertificates/"+oldID+" 204")
+		"POST /deviceManagement/userPfxCertificates 201")
 	recs := h.records(h.tenantID)
-	if _, ok := recs[newID]; !ok || len(recs) != 1 {
-		t.Fatalf("records after rotation: %v, want only %s", keys(recs), newID)
+	if _, ok := recs[newID]; !ok || len(recs) != 2 {
+		t.Fatalf("records after rotation: %v, want %s and the kept %s", keys(recs), newID, oldID)
 	}
 	if obj.Status.Thumbprint != thumbprintOf(second) {
 		t.Errorf("status thumbprint %s", obj.Status.Thumbprint)
@@ -385,7 +386,7 @@ func TestUserPfxDeletionHonoursDeletionPolicy(t *testing.T) {
 	}
 	assertCalls(t, h.graphCalls(mark),
 		"DELETE /deviceManagement/userPfxCertificates/"+aliceID+" 204",
-		"GET /deviceManagement/userPfxCertificates/"+aliceID+" 404")
+		"GET /deviceManagement/userPfxCertificates 200") // the filtered list, no longer showing it
 	recs := h.records(h.tenantID)
 	if _, ok := recs[aliceID]; ok {
 		t.Error("the Delete policy left the record")

@@ -207,6 +207,22 @@ type call struct {
 	url    string // absolute
 	body   any    // JSON-encoded; nil = no body
 	out    any    // decoded from a 2xx answer; nil = ignore the body
+	// noBody, when set, reports a 2xx answer without a body (a PATCH answered 204).
+	noBody *bool
+}
+
+// patch PATCHes body to u and decodes the answer. Intune often answers a PATCH 204 without a body although
+// its pages say 200 with the entity; both are success, and for a 204 the result is nil: a caller that needs
+// the service's view of the record reads it again.
+func patch[T any](ctx context.Context, c *Client, op, u string, body any) (*T, error) {
+	out, empty := new(T), false
+	if err := c.do(ctx, call{op: op, method: http.MethodPatch, url: u, body: body, out: out, noBody: &empty}); err != nil {
+		return nil, err
+	}
+	if empty {
+		return nil, nil
+	}
+	return out, nil
 }
 
 // endpoint returns the absolute URL of a path below /beta. Path segments must already be escaped.
@@ -272,6 +288,9 @@ func (c *Client) do(ctx context.Context, cl call) error {
 			}
 			wait = backoff(attempt)
 		case res.status >= 200 && res.status < 300:
+			if cl.noBody != nil {
+				*cl.noBody = len(res.body) == 0
+			}
 			if cl.out != nil && len(res.body) > 0 {
 				if err := json.Unmarshal(res.body, cl.out); err != nil {
 					return fmt.Errorf("graph: %s: decode response: %w", cl.op, err)
@@ -330,10 +349,10 @@ func (c *Client) heldUntil() time.Time {
 }
 
 // serverDidNotAct reports answers after which Graph has not applied the request, so even a POST
-// may be sent again.
+// may be sent again. A 504 is not one of them: the gateway gave up waiting, and the service behind it
+// may have acted.
 func serverDidNotAct(status int) bool {
-	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable ||
-		status == http.StatusGatewayTimeout
+	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable
 }
 
 type response struct {

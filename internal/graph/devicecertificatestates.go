@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 )
 
-// ProfileType names the certificate profile kind in the managedDeviceCertificateStates URL.
+// ProfileType names the certificate profile kind: microsoft.graph.{ProfileType}CertificateProfile.
 type ProfileType string
 
+// The six profile types of seed 004 first, then those today's create page adds
+// (learn.microsoft.com/graph/api/intune-deviceconfig-manageddevicecertificatestate-create?view=graph-rest-beta).
 const (
 	ProfileIOSScep            ProfileType = "iosScep"
 	ProfileMacOSScep          ProfileType = "macOSScep"
@@ -19,61 +22,123 @@ const (
 	ProfileWindows81SCEP      ProfileType = "windows81SCEP"
 	ProfileAndroidForWorkScep ProfileType = "androidForWorkScep"
 	ProfileWindowsPhone81SCEP ProfileType = "windowsPhone81SCEP"
-)
 
-// profilePaths are the six URL forms of seed 004, after {deviceConfigurationId}. Two profiles are
-// reached through the configuration's identityCertificate navigation; the doc's "//" is a typo.
-var profilePaths = map[ProfileType]string{
-	ProfileIOSScep:            "/microsoft.graph.iosScepCertificateProfile",
-	ProfileMacOSScep:          "/microsoft.graph.macOSScepCertificateProfile",
-	ProfileAndroidScep:        "/microsoft.graph.androidScepCertificateProfile",
-	ProfileWindows81SCEP:      "/microsoft.graph.windows81SCEPCertificateProfile",
-	ProfileAndroidForWorkScep: "/identityCertificate/microsoft.graph.androidForWorkScepCertificateProfile",
-	ProfileWindowsPhone81SCEP: "/microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate/microsoft.graph.windowsPhone81SCEPCertificateProfile",
-}
+	ProfileIOSPkcs                       ProfileType = "iosPkcs"
+	ProfileIOSImportedPFX                ProfileType = "iosImportedPFX"
+	ProfileMacOSPkcs                     ProfileType = "macOSPkcs"
+	ProfileMacOSImportedPFX              ProfileType = "macOSImportedPFX"
+	ProfileAndroidPkcs                   ProfileType = "androidPkcs"
+	ProfileAndroidImportedPFX            ProfileType = "androidImportedPFX"
+	ProfileAndroidForWorkPkcs            ProfileType = "androidForWorkPkcs"
+	ProfileAndroidForWorkImportedPFX     ProfileType = "androidForWorkImportedPFX"
+	ProfileAndroidWorkProfilePkcs        ProfileType = "androidWorkProfilePkcs"
+	ProfileAndroidWorkProfileScep        ProfileType = "androidWorkProfileScep"
+	ProfileAndroidDeviceOwnerPkcs        ProfileType = "androidDeviceOwnerPkcs"
+	ProfileAndroidDeviceOwnerScep        ProfileType = "androidDeviceOwnerScep"
+	ProfileAndroidDeviceOwnerImportedPFX ProfileType = "androidDeviceOwnerImportedPFX"
+	ProfileAospDeviceOwnerPkcs           ProfileType = "aospDeviceOwnerPkcs"
+	ProfileAospDeviceOwnerScep           ProfileType = "aospDeviceOwnerScep"
+	ProfileWindows10Pkcs                 ProfileType = "windows10Pkcs"
+	ProfileWindows10ImportedPFX          ProfileType = "windows10ImportedPFX"
+	ProfileWindowsPhone81ImportedPFX     ProfileType = "windowsPhone81ImportedPFX"
+)
 
 // ProfileTypes lists the supported profile types in a stable order.
 func ProfileTypes() []ProfileType {
 	return []ProfileType{ProfileIOSScep, ProfileMacOSScep, ProfileAndroidScep, ProfileWindows81SCEP,
-		ProfileAndroidForWorkScep, ProfileWindowsPhone81SCEP}
+		ProfileAndroidForWorkScep, ProfileWindowsPhone81SCEP,
+		ProfileIOSPkcs, ProfileIOSImportedPFX, ProfileMacOSPkcs, ProfileMacOSImportedPFX, ProfileAndroidPkcs,
+		ProfileAndroidImportedPFX, ProfileAndroidForWorkPkcs, ProfileAndroidForWorkImportedPFX,
+		ProfileAndroidWorkProfilePkcs, ProfileAndroidWorkProfileScep, ProfileAndroidDeviceOwnerPkcs,
+		ProfileAndroidDeviceOwnerScep, ProfileAndroidDeviceOwnerImportedPFX, ProfileAospDeviceOwnerPkcs,
+		ProfileAospDeviceOwnerScep, ProfileWindows10Pkcs, ProfileWindows10ImportedPFX, ProfileWindowsPhone81ImportedPFX}
+}
+
+// Via names a configuration through which a certificate profile is reached: the nested URL forms of the
+// create page, whose {deviceConfigurationId} is that Wi-Fi or VPN configuration's id, not the profile's.
+type Via string
+
+const (
+	// ViaProfile (the default) is the profile's own type cast: {profileId}/microsoft.graph.{type}CertificateProfile.
+	ViaProfile Via = ""
+	// ViaWindowsWifiEnterpriseEAP reaches the profile a Windows enterprise Wi-Fi configuration uses for
+	// client authentication.
+	ViaWindowsWifiEnterpriseEAP Via = "WindowsWifiEnterpriseEAP"
+	// ViaWindowsPhone81Vpn reaches the SCEP profile a Windows Phone 8.1 VPN configuration uses.
+	ViaWindowsPhone81Vpn Via = "WindowsPhone81Vpn"
+)
+
+// viaSegments are the segments between the configuration id and the profile's type cast, and the profile
+// types each nesting documents.
+var viaSegments = map[Via]struct {
+	segments string
+	types    []ProfileType
+}{
+	ViaWindowsWifiEnterpriseEAP: {"/microsoft.graph.windowsWifiEnterpriseEAPConfiguration/identityCertificateForClientAuthentication",
+		[]ProfileType{ProfileWindows10Pkcs, ProfileWindows81SCEP, ProfileWindows10ImportedPFX, ProfileWindowsPhone81ImportedPFX}},
+	ViaWindowsPhone81Vpn: {"/microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate",
+		[]ProfileType{ProfileWindowsPhone81SCEP}},
 }
 
 // CertificateProfile addresses the certificate profile whose device states are managed.
 type CertificateProfile struct {
+	// DeviceConfigurationID is the profile's id, or with Via set the Wi-Fi or VPN configuration's.
 	DeviceConfigurationID string
 	Type                  ProfileType
+	Via                   Via
 }
 
-// statesPath is the escaped collection path of p's managedDeviceCertificateStates.
+// statesPath is the escaped collection path of p's managedDeviceCertificateStates. Every profile type is
+// addressed by a type cast of the configuration (OData routes a cast for every type with the navigation);
+// seed 004's "{id}/identityCertificate/..." form has no cast and the service cannot route it.
 func (p CertificateProfile) statesPath() (string, error) {
-	form, ok := profilePaths[p.Type]
-	if !ok {
+	if !slices.Contains(ProfileTypes(), p.Type) {
 		return "", fmt.Errorf("unknown certificate profile type %q", p.Type)
+	}
+	prefix := ""
+	if p.Via != ViaProfile {
+		nesting, ok := viaSegments[p.Via]
+		if !ok || !slices.Contains(nesting.types, p.Type) {
+			return "", fmt.Errorf("a %s certificate profile cannot be reached through %q", p.Type, p.Via)
+		}
+		prefix = nesting.segments
 	}
 	if p.DeviceConfigurationID == "" || p.DeviceConfigurationID == "." || p.DeviceConfigurationID == ".." {
 		return "", fmt.Errorf("invalid deviceConfigurationId %q", p.DeviceConfigurationID)
 	}
-	return "/deviceManagement/deviceConfigurations/" + url.PathEscape(p.DeviceConfigurationID) + form +
-		"/managedDeviceCertificateStates", nil
+	return "/deviceManagement/deviceConfigurations/" + url.PathEscape(p.DeviceConfigurationID) + prefix +
+		"/microsoft.graph." + string(p.Type) + "CertificateProfile/managedDeviceCertificateStates", nil
 }
 
-// ManagedDeviceCertificateState is Graph's managedDeviceCertificateState. Graph assigns a random
-// id on create.
+// ManagedDeviceCertificateState is Graph's managedDeviceCertificateState as today's beta schema has it
+// (no serverUrl, no enhancedKeyUsage: a closed OData type answers 400 to properties it lacks). Graph
+// assigns a random id on create. Enums are strings in camelCase; answers may use PascalCase.
 type ManagedDeviceCertificateState struct {
-	ID                                 string     `json:"id,omitempty"`
-	DevicePlatform                     string     `json:"devicePlatform,omitempty"`      // android | androidForWork | iOS | macOS | windowsPhone81 | windows81AndLater | windows10AndLater
-	CertificateKeyUsage                string     `json:"certificateKeyUsage,omitempty"` // keyEncipherment | digitalSignature
-	CertificateProfileDisplayName      string     `json:"certificateProfileDisplayName,omitempty"`
-	DeviceDisplayName                  string     `json:"deviceDisplayName,omitempty"`
-	UserDisplayName                    string     `json:"userDisplayName,omitempty"`
-	ServerURL                          string     `json:"serverUrl,omitempty"`
-	CertificateExpirationDateTime      *time.Time `json:"certificateExpirationDateTime,omitempty"`
-	LastCertificateStateChangeDateTime *time.Time `json:"lastCertificateStateChangeDateTime,omitempty"`
-	CertificateIssuer                  string     `json:"certificateIssuer,omitempty"`
-	CertificateThumbprint              string     `json:"certificateThumbprint,omitempty"`
-	CertificateSerialNumber            string     `json:"certificateSerialNumber,omitempty"`
-	CertificateKeyLength               int32      `json:"certificateKeyLength,omitempty"`
-	EnhancedKeyUsage                   string     `json:"enhancedKeyUsage,omitempty"`
+	ID                                            string     `json:"id,omitempty"`
+	DevicePlatform                                string     `json:"devicePlatform,omitempty"`
+	CertificateKeyUsage                           string     `json:"certificateKeyUsage,omitempty"`
+	CertificateValidityPeriodUnits                string     `json:"certificateValidityPeriodUnits,omitempty"`
+	CertificateIssuanceState                      string     `json:"certificateIssuanceState,omitempty"`
+	CertificateKeyStorageProvider                 string     `json:"certificateKeyStorageProvider,omitempty"`
+	CertificateSubjectNameFormat                  string     `json:"certificateSubjectNameFormat,omitempty"`
+	CertificateSubjectAlternativeNameFormat       string     `json:"certificateSubjectAlternativeNameFormat,omitempty"`
+	CertificateRevokeStatus                       string     `json:"certificateRevokeStatus,omitempty"`
+	CertificateProfileDisplayName                 string     `json:"certificateProfileDisplayName,omitempty"`
+	DeviceDisplayName                             string     `json:"deviceDisplayName,omitempty"`
+	UserDisplayName                               string     `json:"userDisplayName,omitempty"`
+	CertificateExpirationDateTime                 *time.Time `json:"certificateExpirationDateTime,omitempty"`
+	CertificateLastIssuanceStateChangedDateTime   *time.Time `json:"certificateLastIssuanceStateChangedDateTime,omitempty"`
+	LastCertificateStateChangeDateTime            *time.Time `json:"lastCertificateStateChangeDateTime,omitempty"`
+	CertificateIssuer                             string     `json:"certificateIssuer,omitempty"`
+	CertificateThumbprint                         string     `json:"certificateThumbprint,omitempty"`
+	CertificateSerialNumber                       string     `json:"certificateSerialNumber,omitempty"`
+	CertificateKeyLength                          int32      `json:"certificateKeyLength,omitempty"`
+	CertificateEnhancedKeyUsage                   string     `json:"certificateEnhancedKeyUsage,omitempty"`
+	CertificateValidityPeriod                     int32      `json:"certificateValidityPeriod,omitempty"`
+	CertificateSubjectNameFormatString            string     `json:"certificateSubjectNameFormatString,omitempty"`
+	CertificateSubjectAlternativeNameFormatString string     `json:"certificateSubjectAlternativeNameFormatString,omitempty"`
+	CertificateIssuanceDateTime                   *time.Time `json:"certificateIssuanceDateTime,omitempty"`
+	CertificateErrorCode                          int32      `json:"certificateErrorCode,omitempty"`
 }
 
 type managedDeviceCertificateStateBody struct {
@@ -126,7 +191,8 @@ func (c *Client) ListManagedDeviceCertificateStates(ctx context.Context, p Certi
 	return listAll[ManagedDeviceCertificateState](ctx, c, op, c.endpoint(path))
 }
 
-// UpdateManagedDeviceCertificateState PATCHes the non-empty fields of in onto state id.
+// UpdateManagedDeviceCertificateState PATCHes the non-empty fields of in onto state id and returns Graph's
+// answer, nil when it answered 204.
 func (c *Client) UpdateManagedDeviceCertificateState(ctx context.Context, p CertificateProfile, id string, in *ManagedDeviceCertificateState) (*ManagedDeviceCertificateState, error) {
 	const op = "managedDeviceCertificateStates.update"
 	if in == nil {
@@ -136,14 +202,9 @@ func (c *Client) UpdateManagedDeviceCertificateState(ctx context.Context, p Cert
 	if err != nil {
 		return nil, err
 	}
-	patch := *in
-	patch.ID = ""
-	out := new(ManagedDeviceCertificateState)
-	body := managedDeviceCertificateStateBody{managedDeviceCertificateStateType, &patch}
-	if err := c.do(ctx, call{op: op, method: http.MethodPatch, url: u, body: body, out: out}); err != nil {
-		return nil, err
-	}
-	return out, nil
+	changes := *in
+	changes.ID = ""
+	return patch[ManagedDeviceCertificateState](ctx, c, op, u, managedDeviceCertificateStateBody{managedDeviceCertificateStateType, &changes})
 }
 
 // DeleteManagedDeviceCertificateState deletes state id below profile p.

@@ -111,6 +111,19 @@ func IsRetryable(err error) bool {
 	return errors.As(err, &ne)
 }
 
+// WriteMayHaveHappened reports whether a failed write may still have taken effect: Graph answered with a
+// server error after which it may have acted (500, 502, 504: a gateway that gave up waiting does not know),
+// no answer came, or the caller gave up mid-call. Refusals (4xx, 429, 503) and failures before sending
+// (sign-in) leave nothing behind.
+func WriteMayHaveHappened(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.StatusCode >= 500 && !serverDidNotAct(e.StatusCode)
+	}
+	var ne *networkError
+	return errors.As(err, &ne) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
 // RetryAfter returns the wait the server asked for, if the error carries one.
 func RetryAfter(err error) (time.Duration, bool) {
 	var e *Error

@@ -337,7 +337,7 @@ func TestManagedDeviceCertificateStatesOnEveryProfileForm(t *testing.T) {
 			expires := time.Date(2027, 3, 4, 5, 6, 7, 0, time.UTC)
 			created, err := c.CreateManagedDeviceCertificateState(ctx, p, &graph.ManagedDeviceCertificateState{
 				DevicePlatform: "iOS", CertificateKeyUsage: "digitalSignature", DeviceDisplayName: "phone",
-				ServerURL: "https://scep.example/", CertificateExpirationDateTime: &expires, CertificateKeyLength: 2048,
+				CertificateEnhancedKeyUsage: "clientAuth", CertificateExpirationDateTime: &expires, CertificateKeyLength: 2048,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -350,7 +350,7 @@ func TestManagedDeviceCertificateStatesOnEveryProfileForm(t *testing.T) {
 			if err != nil || len(list) != 1 || list[0].ID != created.ID {
 				t.Errorf("list = %+v, %v", list, err)
 			}
-			if got, err := c.GetManagedDeviceCertificateState(ctx, p, created.ID); err != nil || got.ServerURL != "https://scep.example/" {
+			if got, err := c.GetManagedDeviceCertificateState(ctx, p, created.ID); err != nil || got.CertificateEnhancedKeyUsage != "clientAuth" {
 				t.Errorf("get = %+v, %v", got, err)
 			}
 			if got, err := c.UpdateManagedDeviceCertificateState(ctx, p, created.ID, &graph.ManagedDeviceCertificateState{DeviceDisplayName: "tablet"}); err != nil || got.DeviceDisplayName != "tablet" {
@@ -410,14 +410,30 @@ func TestPfxUserCertificateGetAndUpdate(t *testing.T) {
 	}
 	f.sim.PutPfxUserCertificate(tenantID, graphsim.PfxUserCertificate{ID: id, TenantID: tenantID, UserID: aliceID, UserUpn: aliceUPN, Status: 1})
 	got, err := c.GetPfxUserCertificate(ctx, id)
-	if err != nil || got.UserUpn != aliceUPN || got.Status != 1 {
+	if err != nil || got.UserUpn != aliceUPN || got.Status == nil || *got.Status != 1 {
 		t.Fatalf("get = %+v, %v", got, err)
 	}
-	got.Status, got.IntendedPurpose, got.PaddingScheme = 0, 2, 5
+	zero := int32(0)
+	got.Status, got.IntendedPurpose, got.PaddingScheme = &zero, 2, 5
 	got.EncryptionKeyName = "PFXEncryptionKey"
 	updated, err := c.UpdatePfxUserCertificate(ctx, id, got)
-	if err != nil || updated.Status != 0 || updated.IntendedPurpose != 2 || updated.PaddingScheme != 5 {
+	if err != nil || updated.Status == nil || *updated.Status != 0 || updated.IntendedPurpose != 2 || updated.PaddingScheme != 5 {
 		t.Errorf("update = %+v, %v", updated, err)
+	}
+
+	// Created by POST, the id Graph assigns; listed; deleted.
+	created, err := c.CreatePfxUserCertificate(ctx, &graph.PfxUserCertificate{TenantID: tenantID, UserID: aliceID, Thumbprint: "ab12", UserUpn: aliceUPN})
+	if err != nil || created.ID == "" || created.ID == id {
+		t.Fatalf("create = %+v, %v", created, err)
+	}
+	if all, err := c.ListPfxUserCertificates(ctx); err != nil || len(all) != 2 {
+		t.Errorf("list = %+v, %v; want both records", all, err)
+	}
+	if err := c.DeletePfxUserCertificate(ctx, created.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetPfxUserCertificate(ctx, created.ID); !graph.IsNotFound(err) {
+		t.Errorf("get after delete: %v", err)
 	}
 }
 

@@ -8,7 +8,8 @@ import (
 )
 
 // PfxRecryptionRequest is Graph's pfxRecryptionRequest (seed 002): the service documents the
-// fields only by type. GUIDs are strings, Int32s int32.
+// fields only by type. GUIDs are strings, Int32s int32. Today's resource page lists no id property and
+// seed 002's create answer carries none: a create answered without one is found again by listing.
 type PfxRecryptionRequest struct {
 	ID                  string    `json:"id,omitempty"`
 	TenantID            string    `json:"tenantId,omitempty"`
@@ -42,6 +43,12 @@ func (c *Client) CreatePfxRecryptionRequest(ctx context.Context, in *PfxRecrypti
 		return nil, err
 	}
 	return out, nil
+}
+
+// ListPfxRecryptionRequests lists every request. The pages document no $filter for this collection, so the
+// caller matches the request it looks for; listing is how a create answered without an id is found.
+func (c *Client) ListPfxRecryptionRequests(ctx context.Context) ([]PfxRecryptionRequest, error) {
+	return listAll[PfxRecryptionRequest](ctx, c, "pfxRecryptionRequests.list", c.endpoint(pfxRecryptionPath))
 }
 
 // GetPfxRecryptionRequest reads one request; IsNotFound when absent.

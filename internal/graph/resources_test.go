@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -147,20 +149,53 @@ func TestListRefusesNextLinkToAnotherHost(t *testing.T) {
 func TestManagedDeviceCertificateStateURLForms(t *testing.T) {
 	const cfg, id = "cfg/1 2", "state/9 z"
 	const ecfg, eid = "cfg%2F1%202", "state%2F9%20z" // url-path-escaped by hand
-	// The six forms of seed 004, written out by hand (the doc's "//" collapsed).
-	forms := map[ProfileType]string{
-		ProfileIOSScep:            "/microsoft.graph.iosScepCertificateProfile",
-		ProfileMacOSScep:          "/microsoft.graph.macOSScepCertificateProfile",
-		ProfileAndroidScep:        "/microsoft.graph.androidScepCertificateProfile",
-		ProfileWindows81SCEP:      "/microsoft.graph.windows81SCEPCertificateProfile",
-		ProfileAndroidForWorkScep: "/identityCertificate/microsoft.graph.androidForWorkScepCertificateProfile",
-		ProfileWindowsPhone81SCEP: "/microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate/microsoft.graph.windowsPhone81SCEPCertificateProfile",
+	// Every profile type is its own type cast (today's create page lists these, and OData routes a cast for
+	// every type with the navigation); seed 004's "identityCertificate" form for androidForWorkScep cannot route.
+	type form struct {
+		profile CertificateProfile
+		path    string
 	}
-	if len(ProfileTypes()) != len(forms) {
-		t.Fatalf("ProfileTypes() = %v, want the %d forms", ProfileTypes(), len(forms))
+	forms := []form{
+		{CertificateProfile{Type: ProfileIOSScep}, "/microsoft.graph.iosScepCertificateProfile"},
+		{CertificateProfile{Type: ProfileMacOSScep}, "/microsoft.graph.macOSScepCertificateProfile"},
+		{CertificateProfile{Type: ProfileAndroidScep}, "/microsoft.graph.androidScepCertificateProfile"},
+		{CertificateProfile{Type: ProfileWindows81SCEP}, "/microsoft.graph.windows81SCEPCertificateProfile"},
+		{CertificateProfile{Type: ProfileAndroidForWorkScep}, "/microsoft.graph.androidForWorkScepCertificateProfile"},
+		{CertificateProfile{Type: ProfileWindowsPhone81SCEP}, "/microsoft.graph.windowsPhone81SCEPCertificateProfile"},
+		{CertificateProfile{Type: ProfileIOSPkcs}, "/microsoft.graph.iosPkcsCertificateProfile"},
+		{CertificateProfile{Type: ProfileIOSImportedPFX}, "/microsoft.graph.iosImportedPFXCertificateProfile"},
+		{CertificateProfile{Type: ProfileMacOSPkcs}, "/microsoft.graph.macOSPkcsCertificateProfile"},
+		{CertificateProfile{Type: ProfileMacOSImportedPFX}, "/microsoft.graph.macOSImportedPFXCertificateProfile"},
+		{CertificateProfile{Type: ProfileAndroidPkcs}, "/microsoft.graph.androidPkcsCertificateProfile"},
+		{CertificateProfile{Type: ProfileAndroidImportedPFX}, "/microsoft.graph.androidImportedPFXCertificateProfile"},
+		{CertificateProfile{Type: ProfileAndroidForWorkPkcs}, "/microsoft.graph.androidForWorkPkcsCertificateProfile"},
+		{CertificateProfile{Type: ProfileAndroidForWorkImportedPFX}, "/microsoft.graph.androidForWorkImportedPFXCertificateProfile"},
+		{CertificateProfile{Type: ProfileAndroidWorkProfilePkcs}, "/microsoft.graph.androidWorkProfilePkcsCertificateProfile"},
+		{CertificateProfile{Type: ProfileAndroidWorkProfileScep}, "/microsoft.graph.androidWorkProfileScepCertificateProfile"},
+		{CertificateProfile{Type: ProfileAndroidDeviceOwnerPkcs}, "/microsoft.graph.androidDeviceOwnerPkcsCertificateProfile"},
+		{CertificateProfile{Type: ProfileAndroidDeviceOwnerScep}, "/microsoft.graph.androidDeviceOwnerScepCertificateProfile"},
+		{CertificateProfile{Type: ProfileAndroidDeviceOwnerImportedPFX}, "/microsoft.graph.androidDeviceOwnerImportedPFXCertificateProfile"},
+		{CertificateProfile{Type: ProfileAospDeviceOwnerPkcs}, "/microsoft.graph.aospDeviceOwnerPkcsCertificateProfile"},
+		{CertificateProfile{Type: ProfileAospDeviceOwnerScep}, "/microsoft.graph.aospDeviceOwnerScepCertificateProfile"},
+		{CertificateProfile{Type: ProfileWindows10Pkcs}, "/microsoft.graph.windows10PkcsCertificateProfile"},
+		{CertificateProfile{Type: ProfileWindows10ImportedPFX}, "/microsoft.graph.windows10ImportedPFXCertificateProfile"},
+		{CertificateProfile{Type: ProfileWindowsPhone81ImportedPFX}, "/microsoft.graph.windowsPhone81ImportedPFXCertificateProfile"},
+		{CertificateProfile{Type: ProfileWindows10Pkcs, Via: ViaWindowsWifiEnterpriseEAP},
+			"/microsoft.graph.windowsWifiEnterpriseEAPConfiguration/identityCertificateForClientAuthentication/microsoft.graph.windows10PkcsCertificateProfile"},
+		{CertificateProfile{Type: ProfileWindows81SCEP, Via: ViaWindowsWifiEnterpriseEAP},
+			"/microsoft.graph.windowsWifiEnterpriseEAPConfiguration/identityCertificateForClientAuthentication/microsoft.graph.windows81SCEPCertificateProfile"},
+		{CertificateProfile{Type: ProfileWindows10ImportedPFX, Via: ViaWindowsWifiEnterpriseEAP},
+			"/microsoft.graph.windowsWifiEnterpriseEAPConfiguration/identityCertificateForClientAuthentication/microsoft.graph.windows10ImportedPFXCertificateProfile"},
+		{CertificateProfile{Type: ProfileWindowsPhone81ImportedPFX, Via: ViaWindowsWifiEnterpriseEAP},
+			"/microsoft.graph.windowsWifiEnterpriseEAPConfiguration/identityCertificateForClientAuthentication/microsoft.graph.windowsPhone81ImportedPFXCertificateProfile"},
+		{CertificateProfile{Type: ProfileWindowsPhone81SCEP, Via: ViaWindowsPhone81Vpn},
+			"/microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate/microsoft.graph.windowsPhone81SCEPCertificateProfile"},
 	}
-	for _, pt := range ProfileTypes() {
-		t.Run(string(pt), func(t *testing.T) {
+	if own := len(forms) - 5; len(ProfileTypes()) != own {
+		t.Fatalf("ProfileTypes() = %v, want the %d types", ProfileTypes(), own)
+	}
+	for _, f := range forms {
+		t.Run(string(f.profile.Type)+"/"+string(f.profile.Via), func(t *testing.T) {
 			ts := newTestServer(t, func(w http.ResponseWriter, r *http.Request, _ int) {
 				switch r.Method {
 				case http.MethodDelete:
@@ -173,7 +208,8 @@ func TestManagedDeviceCertificateStateURLForms(t *testing.T) {
 			})
 			c, _, _ := newTestClient(t, ts, nil)
 			ctx := context.Background()
-			p := CertificateProfile{DeviceConfigurationID: cfg, Type: pt}
+			p := f.profile
+			p.DeviceConfigurationID = cfg
 			in := &ManagedDeviceCertificateState{DevicePlatform: "iOS"}
 			if _, err := c.CreateManagedDeviceCertificateState(ctx, p, in); err != nil {
 				t.Fatal(err)
@@ -190,7 +226,7 @@ func TestManagedDeviceCertificateStateURLForms(t *testing.T) {
 			if err := c.DeleteManagedDeviceCertificateState(ctx, p, id); err != nil {
 				t.Fatal(err)
 			}
-			coll := "/beta/deviceManagement/deviceConfigurations/" + ecfg + forms[pt] + "/managedDeviceCertificateStates"
+			coll := "/beta/deviceManagement/deviceConfigurations/" + ecfg + f.path + "/managedDeviceCertificateStates"
 			want := []string{"POST " + coll, "GET " + coll, "GET " + coll + "/" + eid, "PATCH " + coll + "/" + eid, "DELETE " + coll + "/" + eid}
 			var got []string
 			for _, r := range ts.seen() {
@@ -200,6 +236,20 @@ func TestManagedDeviceCertificateStateURLForms(t *testing.T) {
 				t.Errorf("requests\n got %q\nwant %q", got, want)
 			}
 		})
+	}
+}
+
+// A nesting takes only the profile types its URL form lists; the wrong pairing is refused before sending.
+func TestManagedDeviceCertificateStateNestingMustFitTheProfileType(t *testing.T) {
+	for _, p := range []CertificateProfile{
+		{DeviceConfigurationID: "c", Type: ProfileIOSScep, Via: ViaWindowsWifiEnterpriseEAP},
+		{DeviceConfigurationID: "c", Type: ProfileWindows10Pkcs, Via: ViaWindowsPhone81Vpn},
+		{DeviceConfigurationID: "c", Type: ProfileWindows10Pkcs, Via: "Elsewhere"},
+		{DeviceConfigurationID: "c", Type: "blackberryScep"},
+	} {
+		if _, err := p.statesPath(); err == nil {
+			t.Errorf("%+v: accepted", p)
+		}
 	}
 }
 
@@ -213,7 +263,7 @@ func TestInvalidAddressesAreRefusedBeforeSending(t *testing.T) {
 	if err := c.DeleteUserPFXCertificate(ctx, ".."); err == nil {
 		t.Error(`".." accepted`)
 	}
-	if _, err := c.ListManagedDeviceCertificateStates(ctx, CertificateProfile{DeviceConfigurationID: "c", Type: "iosPkcs"}); err == nil {
+	if _, err := c.ListManagedDeviceCertificateStates(ctx, CertificateProfile{DeviceConfigurationID: "c", Type: "blackberryScep"}); err == nil {
 		t.Error("unknown profile type accepted")
 	}
 	if _, err := c.ListManagedDeviceCertificateStates(ctx, CertificateProfile{Type: ProfileIOSScep}); err == nil {
@@ -261,27 +311,36 @@ func TestWriteBodiesAreGraphJSON(t *testing.T) {
 	}
 }
 
+// Int32 zeros that carry meaning are sent; status and isDeleted, which the connector keeps, only when set.
 func TestPfxUserCertificateSendsInt32ZeroAndFalse(t *testing.T) {
 	ts := newTestServer(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
 		writeJSON(w, 200, `{"id":"p1","paddingScheme":5,"status":0,"isDeleted":false}`)
 	})
 	c, _, _ := newTestClient(t, ts, nil)
-	out, err := c.UpdatePfxUserCertificate(context.Background(), "p1", &PfxUserCertificate{ID: "ignored", UserUpn: "a@b.c", PaddingScheme: 5})
-	if err != nil || out.PaddingScheme != 5 {
-		t.Fatalf("out %+v, err %v", out, err)
+	sent := func(in *PfxUserCertificate) map[string]any {
+		t.Helper()
+		out, err := c.UpdatePfxUserCertificate(context.Background(), "p1", in)
+		if err != nil || out.PaddingScheme != 5 {
+			t.Fatalf("out %+v, err %v", out, err)
+		}
+		seen := ts.seen()
+		var body map[string]any
+		_ = json.Unmarshal(seen[len(seen)-1].Body, &body)
+		return body
 	}
-	var sent map[string]any
-	_ = json.Unmarshal(ts.seen()[0].Body, &sent)
-	for _, k := range []string{"status", "intendedPurpose", "isDeleted"} {
-		if _, ok := sent[k]; !ok {
-			t.Errorf("%s not sent; 0/false are values the record may need", k)
+	body := sent(&PfxUserCertificate{ID: "ignored", UserUpn: "a@b.c", PaddingScheme: 5})
+	if _, ok := body["intendedPurpose"]; !ok {
+		t.Error("intendedPurpose 0 not sent")
+	}
+	for _, k := range []string{"status", "isDeleted", "id"} {
+		if _, ok := body[k]; ok {
+			t.Errorf("%s sent although unset", k)
 		}
 	}
-	if _, ok := sent["id"]; ok {
-		t.Error("id sent in the PATCH body")
-	}
-	if got := ts.seen()[0].EscapedPath; got != "/beta/pfxUserCertificates/p1" {
-		t.Errorf("path %q", got)
+	zero, no := int32(0), false
+	body = sent(&PfxUserCertificate{UserUpn: "a@b.c", PaddingScheme: 5, Status: &zero, IsDeleted: &no})
+	if body["status"] != float64(0) || body["isDeleted"] != false {
+		t.Errorf("set status 0 / isDeleted false not sent: %v", body)
 	}
 }
 
@@ -345,6 +404,49 @@ func TestFailedCallLeaksNoSecretIntoErrorOrLogs(t *testing.T) {
 	for _, secret := range []string{testToken, password, blobMarker, base64.StdEncoding.EncodeToString([]byte(blobMarker))} {
 		if strings.Contains(err.Error(), secret) || strings.Contains(logs.String(), secret) {
 			t.Errorf("secret %q leaked: err %q logs %q", secret, err, logs.String())
+		}
+	}
+}
+
+// Intune often answers a PATCH 204 without a body: success, and no record to decode.
+func TestPatchAnsweredNoContentIsSuccessWithoutARecord(t *testing.T) {
+	ts := newTestServer(t, func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusNoContent) })
+	c, _, _ := newTestClient(t, ts, nil)
+	ctx := context.Background()
+	if got, err := c.UpdateUserPFXCertificate(ctx, "u-1", &UserPFXCertificate{Thumbprint: "ab"}); err != nil || got != nil {
+		t.Errorf("userPfxCertificate: %+v, %v; want nil, nil", got, err)
+	}
+	p := CertificateProfile{DeviceConfigurationID: "c", Type: ProfileIOSPkcs}
+	if got, err := c.UpdateManagedDeviceCertificateState(ctx, p, "s-1", &ManagedDeviceCertificateState{DeviceDisplayName: "x"}); err != nil || got != nil {
+		t.Errorf("managedDeviceCertificateState: %+v, %v; want nil, nil", got, err)
+	}
+	if got, err := c.UpdatePfxUserCertificate(ctx, "p-1", &PfxUserCertificate{}); err != nil || got != nil {
+		t.Errorf("pfxUserCertificate: %+v, %v; want nil, nil", got, err)
+	}
+}
+
+func TestWriteMayHaveHappened(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"500", &Error{StatusCode: 500}, true},
+		{"502", &Error{StatusCode: 502}, true},
+		{"504: the gateway gave up, the service may have acted", &Error{StatusCode: 504}, true},
+		{"503: not taken", &Error{StatusCode: 503}, false},
+		{"429: not taken", &Error{StatusCode: 429}, false},
+		{"409", &Error{StatusCode: 409}, false},
+		{"400", &Error{StatusCode: 400}, false},
+		{"403", &Error{StatusCode: 403}, false},
+		{"no answer", &networkError{op: "x", err: io.ErrUnexpectedEOF}, true},
+		{"cancelled mid-call", fmt.Errorf("graph: x: %w", context.Canceled), true},
+		{"deadline", fmt.Errorf("graph: x: %w", context.DeadlineExceeded), true},
+		{"before sending", errors.New("sign-in failed"), false},
+	}
+	for _, tt := range tests {
+		if got := WriteMayHaveHappened(tt.err); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

@@ -197,8 +197,8 @@ func TestPostIsRetriedOnlyWhenTheServerDidNotAct(t *testing.T) {
 		status       int
 		wantRequests int
 	}{
-		{429, 2}, {503, 2}, {504, 2}, // the service did not act: safe to send again
-		{500, 1}, {502, 1}, // it may have acted
+		{429, 2}, {503, 2}, // the service did not act: safe to send again
+		{500, 1}, {502, 1}, {504, 1}, // it may have acted (a gateway that gave up waiting does not know)
 	}
 	for _, tt := range tests {
 		t.Run(http.StatusText(tt.status), func(t *testing.T) {

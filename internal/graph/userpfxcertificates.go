@@ -88,7 +88,7 @@ func (c *Client) ListUserPFXCertificates(ctx context.Context, upn, thumbprint st
 }
 
 // UpdateUserPFXCertificate PATCHes the non-empty fields of in onto record id and returns
-// Graph's answer. in.ID is ignored: the id is in the URL.
+// Graph's answer, nil when it answered 204. in.ID is ignored: the id is in the URL.
 func (c *Client) UpdateUserPFXCertificate(ctx context.Context, id string, in *UserPFXCertificate) (*UserPFXCertificate, error) {
 	const op = "userPfxCertificates.update"
 	if in == nil {
@@ -98,14 +98,9 @@ func (c *Client) UpdateUserPFXCertificate(ctx context.Context, id string, in *Us
 	if err != nil {
 		return nil, err
 	}
-	patch := *in
-	patch.ID = ""
-	out := new(UserPFXCertificate)
-	body := userPFXCertificateBody{userPfxType, &patch}
-	if err := c.do(ctx, call{op: op, method: http.MethodPatch, url: u, body: body, out: out}); err != nil {
-		return nil, err
-	}
-	return out, nil
+	changes := *in
+	changes.ID = ""
+	return patch[UserPFXCertificate](ctx, c, op, u, userPFXCertificateBody{userPfxType, &changes})
 }
 
 // DeleteUserPFXCertificate deletes record id. Graph may keep listing a deleted record for a

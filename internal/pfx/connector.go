@@ -36,9 +36,22 @@ func (p Padding) Effective() Padding {
 	return p
 }
 
-// Legacy reports paddings Microsoft's tool no longer accepts. They still work, but controllers emit a
-// Warning event for them.
+// Legacy reports paddings Microsoft's tool refuses as no longer supported (as Graph's paddingScheme
+// description says): EncryptPassword and CheckPadding refuse them, so nothing encrypted with them is sent.
+// DecryptPassword still reads them, as a connector would.
 func (p Padding) Legacy() bool { return p == PaddingPKCS1 || p == PaddingOAEPSHA1 }
+
+// CheckPadding returns a ReasonUnsupportedPadding error for a padding that is not Graph's or that Intune no
+// longer accepts, or nil.
+func CheckPadding(p Padding) error {
+	if p.Legacy() {
+		return newError(ReasonUnsupportedPadding, nil,
+			"paddingScheme %s is no longer supported by Intune's PFX import (Microsoft's tool refuses pkcs1 and oaepSha1); "+
+				"set paddingScheme to oaepSha512 (or leave it unset), oaepSha384 or oaepSha256", string(p))
+	}
+	_, _, err := p.Effective().oaepHash()
+	return err
+}
 
 // GraphNumber returns Graph's paddingScheme Int32. The empty Padding counts as none.
 func (p Padding) GraphNumber() (int32, error) {
@@ -78,7 +91,7 @@ func (p Padding) oaepHash() (hash crypto.Hash, ok bool, err error) {
 
 func unsupportedPadding(p Padding) error {
 	return newError(ReasonUnsupportedPadding, nil,
-		"padding scheme %q is not supported; use one of none, pkcs1, oaepSha1, oaepSha256, oaepSha384, oaepSha512", string(p))
+		"padding scheme %q is not supported; use one of none, oaepSha256, oaepSha384, oaepSha512", string(p))
 }
 
 // maxPasswordBytes is the longest message RSA with this key size and padding can carry (RFC 8017):
@@ -95,9 +108,13 @@ func maxPasswordBytes(pub *rsa.PublicKey, p Padding) (int, error) {
 }
 
 // EncryptPassword returns base64(RSA-encrypt(password bytes)) for encryptedPfxPassword, using the
-// effective padding (OAEP: the same hash for MGF1, empty label). Non-ASCII passwords and passwords too
-// long for the key and padding are refused with ReasonInvalidPassword.
+// effective padding (OAEP: the same hash for MGF1, empty label). Paddings Intune no longer accepts are
+// refused (CheckPadding); non-ASCII passwords and passwords too long for the key and padding are refused
+// with ReasonInvalidPassword.
 func EncryptPassword(pub *rsa.PublicKey, padding Padding, password string) (string, error) {
+	if err := CheckPadding(padding); err != nil {
+		return "", err
+	}
 	if err := checkPublicKey(pub); err != nil {
 		return "", err
 	}

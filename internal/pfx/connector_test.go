@@ -44,6 +44,29 @@ func TestPaddingNames(t *testing.T) {
 	}
 	_, err := Padding("oaepSha3").GraphNumber()
 	assertReason(t, err, ReasonUnsupportedPadding)
+	for p, refused := range map[Padding]bool{PaddingNone: false, "": false, PaddingOAEPSHA256: false, PaddingOAEPSHA384: false,
+		PaddingOAEPSHA512: false, PaddingPKCS1: true, PaddingOAEPSHA1: true, "oaepSha3": true} {
+		if err := CheckPadding(p); (err != nil) != refused {
+			t.Errorf("CheckPadding(%q) = %v, want refused %v", p, err, refused)
+		}
+	}
+}
+
+// A connector still decrypts what an older tool encrypted with the legacy paddings (the emulator relies
+// on it), though this package never encrypts with them.
+func TestDecryptPasswordReadsLegacyPaddings(t *testing.T) {
+	o := newOpenSSL(t)
+	k := newConnectorKey(t, o, "connector.key", 2048)
+	const password = "Contoso-Pfx p@ss 2026!"
+	for _, padding := range []Padding{PaddingPKCS1, PaddingOAEPSHA1} {
+		fromOpenSSL, err := k.opensslEncrypt(padding, password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := DecryptPassword(k.private, padding, fromOpenSSL); err != nil || got != password {
+			t.Errorf("%s: DecryptPassword does not decrypt openssl's ciphertext: %v", padding, err)
+		}
+	}
 }
 
 // connectorKey is an openssl-made connector key pair and what openssl says about it.
@@ -205,7 +228,7 @@ func TestEncryptPasswordInteropWithOpenSSL(t *testing.T) {
 	k := newConnectorKey(t, o, "connector.key", 2048)
 	pub := &k.private.PublicKey
 	const password = "Contoso-Pfx p@ss 2026!"
-	for _, padding := range []Padding{PaddingPKCS1, PaddingOAEPSHA1, PaddingOAEPSHA256, PaddingOAEPSHA384, PaddingOAEPSHA512, PaddingNone} {
+	for _, padding := range []Padding{PaddingOAEPSHA256, PaddingOAEPSHA384, PaddingOAEPSHA512, PaddingNone} {
 		t.Run(string(padding), func(t *testing.T) {
 			encrypted, err := EncryptPassword(pub, padding, password)
 			if err != nil {
@@ -239,8 +262,6 @@ func TestEncryptPasswordLimits(t *testing.T) {
 		padding Padding
 		limit   int
 	}{
-		{PaddingPKCS1, 245},
-		{PaddingOAEPSHA1, 214},
 		{PaddingOAEPSHA256, 190},
 		{PaddingOAEPSHA384, 158},
 		{PaddingOAEPSHA512, 126},
@@ -283,6 +304,14 @@ func TestEncryptPasswordRefuses(t *testing.T) {
 	}
 	_, err = EncryptPassword(pub, "oaepSha3", "secret-password")
 	assertReason(t, err, ReasonUnsupportedPadding, "secret-password")
+	// Microsoft's tool refuses pkcs1 and oaepSha1 as no longer supported: nothing is encrypted with them.
+	for _, legacy := range []Padding{PaddingPKCS1, PaddingOAEPSHA1} {
+		_, err = EncryptPassword(pub, legacy, "secret-password")
+		assertReason(t, err, ReasonUnsupportedPadding, "secret-password")
+		if !strings.Contains(err.Error(), "oaepSha512") {
+			t.Errorf("message %q does not name oaepSha512", err)
+		}
+	}
 	_, err = EncryptPassword(&weak.private.PublicKey, PaddingOAEPSHA256, "secret-password")
 	assertReason(t, err, ReasonPublicKeyInvalid, "secret-password")
 	_, err = EncryptPassword(nil, PaddingOAEPSHA256, "secret-password")

@@ -53,11 +53,46 @@ func FromPFX(data []byte, password string) (*Material, error) {
 	}, nil
 }
 
+// Encoding is how a PFX built by FromTLS is encrypted, in the API's names.
+type Encoding string
+
+const (
+	// EncodingTripleDESSHA1 encrypts keys and certificates with PBE-SHA1-3DES and MACs with HMAC-SHA-1, as
+	// OpenSSL's -descert: every Windows version opens it, Server 2016 and earlier included.
+	EncodingTripleDESSHA1 Encoding = "TripleDES-SHA1"
+	// EncodingAES256SHA256 uses PBES2 (PBKDF2-HMAC-SHA-256, AES-256-CBC) and an HMAC-SHA-256 MAC, which
+	// Windows opens from Server 2019 / Windows 10 1709 on.
+	EncodingAES256SHA256 Encoding = "AES256-SHA256"
+)
+
+// OrDefault returns e, or TripleDES-SHA1 for the empty Encoding.
+func (e Encoding) OrDefault() Encoding {
+	if e == "" {
+		return EncodingTripleDESSHA1
+	}
+	return e
+}
+
+// encoder returns go-pkcs12's encoder for e; the empty Encoding is the default, TripleDES-SHA1.
+func (e Encoding) encoder() (*pkcs12.Encoder, error) {
+	switch e {
+	case EncodingTripleDESSHA1, "":
+		return pkcs12.LegacyDES, nil
+	case EncodingAES256SHA256:
+		return pkcs12.Modern2023, nil
+	}
+	return nil, newError(ReasonInvalidPfx, nil, "pfxEncoding %q is not supported; use TripleDES-SHA1 or AES256-SHA256", string(e))
+}
+
 // FromTLS builds a PFX from a kubernetes.io/tls Secret's tls.crt (PEM chain; the leaf is the certificate
-// matching the key, wherever it sits) and tls.key (PKCS#1, PKCS#8 or SEC1 EC, unencrypted PEM). The PFX
-// uses go-pkcs12's Modern encoding (AES-256-CBC, PBKDF2-SHA-256, HMAC-SHA-256) and a fresh random
+// matching the key, wherever it sits) and tls.key (PKCS#1, PKCS#8 or SEC1 EC, unencrypted PEM), encrypted
+// as encoding says ("" = TripleDES-SHA1, which every connector host can open) with a fresh random
 // 32-character ASCII password per call.
-func FromTLS(certPEM, keyPEM []byte) (*Material, error) {
+func FromTLS(certPEM, keyPEM []byte, encoding Encoding) (*Material, error) {
+	encoder, err := encoding.encoder()
+	if err != nil {
+		return nil, err
+	}
 	certs, err := parsePEMCertificates(certPEM)
 	if err != nil {
 		return nil, err
@@ -74,7 +109,7 @@ func FromTLS(certPEM, keyPEM []byte) (*Material, error) {
 		return nil, err
 	}
 	password := randomPassword()
-	der, err := pkcs12.Modern.Encode(key, leaf, chain, password)
+	der, err := encoder.Encode(key, leaf, chain, password)
 	if err != nil {
 		return nil, newError(ReasonInvalidPfx, err, "failed to build a PFX from tls.crt and tls.key: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -395,7 +396,7 @@ func TestFromTLS(t *testing.T) {
 			if !bytes.Contains(keyPEM, []byte("-----BEGIN "+tc.keyPEM+"-----")) {
 				t.Fatalf("%s is not a %s file", tc.key, tc.keyPEM)
 			}
-			m, err := FromTLS(tc.crt, keyPEM)
+			m, err := FromTLS(tc.crt, keyPEM, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -433,11 +434,11 @@ func TestFromTLS(t *testing.T) {
 	}
 
 	t.Run("every build gets a fresh password", func(t *testing.T) {
-		first, err := FromTLS(p.read(p.bobCert), p.read(p.bobKey))
+		first, err := FromTLS(p.read(p.bobCert), p.read(p.bobKey), "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		second, err := FromTLS(p.read(p.bobCert), p.read(p.bobKey))
+		second, err := FromTLS(p.read(p.bobCert), p.read(p.bobKey), "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -470,11 +471,61 @@ func TestFromTLS(t *testing.T) {
 			{"1024-bit key", p.read(weakCert), p.read(weakKey), ReasonWeakKey},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				_, err := FromTLS(tc.crt, tc.key)
+				_, err := FromTLS(tc.crt, tc.key, "")
 				assertReason(t, err, tc.want, keyLine, pfxPassword)
 			})
 		}
 	})
+}
+
+// The encoding of a built PFX is what pfxEncoding says, as openssl reads it: 3DES with a SHA-1 MAC by
+// default (connector hosts on Windows Server 2016 and earlier open nothing else), AES-256 with PBKDF2 and a
+// SHA-256 MAC on request.
+func TestFromTLSEncodings(t *testing.T) {
+	p := newPKI(t)
+	for _, tc := range []struct {
+		encoding Encoding
+		want     []string // lines of openssl pkcs12 -info
+		not      []string
+	}{
+		{"", []string{"MAC: sha1", "Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC", "PKCS7 Encrypted data: pbeWithSHA1And3-KeyTripleDES-CBC"},
+			[]string{"AES", "PBKDF2", "RC2"}},
+		{EncodingTripleDESSHA1, []string{"MAC: sha1", "Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC", "PKCS7 Encrypted data: pbeWithSHA1And3-KeyTripleDES-CBC"},
+			[]string{"AES", "PBKDF2", "RC2"}},
+		{EncodingAES256SHA256, []string{"MAC: sha256", "Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC", "PKCS7 Encrypted data: PBES2, PBKDF2, AES-256-CBC"},
+			[]string{"3-KeyTripleDES", "RC2"}},
+	} {
+		t.Run(string(tc.encoding), func(t *testing.T) {
+			m, err := FromTLS(p.read(p.aliceCert), p.read(p.aliceKey), tc.encoding)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pfxFile := p.write("encoded.pfx", m.PFX)
+			// -info describes the encryption on stderr.
+			cmd := exec.Command(p.bin, "pkcs12", "-info", "-in", pfxFile, "-passin", "pass:"+m.Password, "-noout")
+			cmd.Dir = p.dir
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("openssl pkcs12 -info: %v: %s", err, out)
+			}
+			info := string(out)
+			for _, want := range tc.want {
+				if !strings.Contains(info, want) {
+					t.Errorf("openssl pkcs12 -info does not say %q:\n%s", want, info)
+				}
+			}
+			for _, not := range tc.not {
+				if strings.Contains(info, not) {
+					t.Errorf("openssl pkcs12 -info mentions %q:\n%s", not, info)
+				}
+			}
+			if _, err := FromPFX(m.PFX, m.Password); err != nil {
+				t.Errorf("FromPFX does not open the built PFX: %v", err)
+			}
+		})
+	}
+	_, err := FromTLS(p.read(p.aliceCert), p.read(p.aliceKey), "RC2-40")
+	assertReason(t, err, ReasonInvalidPfx)
 }
 
 func TestFactsOf(t *testing.T) {

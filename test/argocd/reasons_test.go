@@ -32,6 +32,10 @@ var (
 	successReasons = []string{"Imported", "Adopted", "Updated", "InSync", "Created", "Connected", "Suspended"}
 	// Reasons that never reach a condition of the operator: only the Graph emulator's connector decrypts.
 	notConditionReasons = []string{"DecryptionFailed"}
+	// Reasons of UserPfxCertificate's Expiring condition, never of Ready (its third, CertificateExpired, is
+	// also a Ready reason, above). Argo CD's verdict follows Ready; a True Expiring only lends its message
+	// to a Healthy resource.
+	expiringReasons = []string{"RenewalDue", "RenewalNotDue"}
 )
 
 // Packages whose Reason* constants end up on Ready conditions.
@@ -86,7 +90,7 @@ func reasonConstants(t *testing.T) map[string]string {
 // A reason added to the code must be placed in one of the lists above, deciding how Argo CD shows it.
 func TestEveryReasonInTheCodeHasAnArgoCDVerdict(t *testing.T) {
 	classified := map[string]int{}
-	for _, list := range [][]string{terminalReasons, transientReasons, successReasons, notConditionReasons} {
+	for _, list := range [][]string{terminalReasons, transientReasons, successReasons, notConditionReasons, expiringReasons} {
 		for _, reason := range list {
 			classified[reason]++
 		}
@@ -170,5 +174,35 @@ func TestHarnessBehavesLikeArgoCD(t *testing.T) {
 	got, err = runHealthScript(obj, `return {status = "Healthy", message = obj.metadata.name .. "/" .. obj.metadata.generation}`)
 	if err != nil || got != (healthStatus{Status: "Healthy", Message: "alice/4"}) {
 		t.Errorf("obj global: got %+v, %v", got, err)
+	}
+}
+
+// A certificate due for renewal stays Healthy (Argo CD has no warning status) and says so; Expiring never
+// turns a Ready verdict into another one.
+func TestExpiringConditionLendsItsMessageToHealthy(t *testing.T) {
+	script := readScript(t)
+	withExpiring := func(ready, reason, expiring string) map[string]any {
+		obj := readyObject(ready, reason)
+		status := obj["status"].(map[string]any)
+		status["conditions"] = append(status["conditions"].([]any),
+			map[string]any{"type": "Expiring", "status": expiring, "reason": "RenewalDue", "message": "renew it"})
+		return obj
+	}
+	for _, tc := range []struct {
+		ready, reason, expiring string
+		want                    healthStatus
+	}{
+		{"True", "InSync", "True", healthStatus{Status: "Healthy", Message: "renew it"}},
+		{"True", "InSync", "False", healthStatus{Status: "Healthy", Message: "message of InSync"}},
+		{"False", "CertificateExpired", "True", healthStatus{Status: "Degraded", Message: "message of CertificateExpired"}},
+		{"False", "Throttled", "True", healthStatus{Status: "Progressing", Message: "message of Throttled"}},
+	} {
+		got, err := runHealthScript(withExpiring(tc.ready, tc.reason, tc.expiring), script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("Ready=%s/%s, Expiring=%s: health %+v, want %+v", tc.ready, tc.reason, tc.expiring, got, tc.want)
+		}
 	}
 }

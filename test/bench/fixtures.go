@@ -114,6 +114,8 @@ func userPfxCertificate(namespace string, c *certificate) *intunev1alpha1.UserPf
 			IntendedPurpose: intunev1alpha1.IntendedPurpose("smimeEncryption"),
 			Source: intunev1alpha1.CertificateSource{Pfx: &intunev1alpha1.PfxSecretSource{
 				SecretRef: intunev1alpha1.SecretKeyReference{Name: c.secretName(), Key: "pfx"}}},
+			// The rotation scenario measures a create and a delete per certificate: not the S/MIME default (Keep).
+			Retention: &intunev1alpha1.Retention{Superseded: intunev1alpha1.SupersededDelete},
 		}}
 }
 

@@ -36,17 +36,24 @@ func TestAnalyseThrottlingFlagsEarlyRetries(t *testing.T) {
 		entry(30*time.Second, http.MethodDelete, record, http.StatusTooManyRequests),
 		entry(32*time.Second, http.MethodDelete, record, http.StatusNoContent), // waited: fine
 		{Time: t0.Add(31 * time.Second), Method: http.MethodPost, Path: "/tenant/oauth2/v2.0/token", Status: http.StatusOK},
+		// A 429 answered 400 ms after its request arrived (it waited on graphsim's lock): a request arriving
+		// 300 ms after that arrival was sent before the operator could know of the 429.
+		{Time: t0.Add(40 * time.Second), Answered: t0.Add(40400 * time.Millisecond), Method: http.MethodGet,
+			Path: "/beta/users/dave@contoso.com", Status: http.StatusTooManyRequests, TenantID: "t", ClientID: "c", RetryAfter: 2 * time.Second},
+		entry(40300*time.Millisecond, http.MethodGet, "/beta/users/erin@contoso.com", http.StatusOK), // in flight
+		entry(41*time.Second, http.MethodGet, "/beta/users/frank@contoso.com", http.StatusOK),        // app window
 	}
 	r := analyseThrottling(journal, []time.Time{t0.Add(20500 * time.Millisecond)})
-	if r.requests != 10 || r.throttled != 4 {
-		t.Errorf("requests %d, throttled %d; want 10 Graph requests, 4 throttled", r.requests, r.throttled)
+	if r.requests != 13 || r.throttled != 5 {
+		t.Errorf("requests %d, throttled %d; want 13 Graph requests, 5 throttled", r.requests, r.throttled)
 	}
 	if len(r.earlyRetries) != 1 || r.crossProcess != 1 {
 		t.Errorf("early retries %v, cross-process %d; want the GET 1s after its 429, and the PATCH excused", r.earlyRetries, r.crossProcess)
 	}
-	// carol's GET, the record's early GET, the second POST (100 ms after the POST's 429), the PATCH 1 s after.
-	if r.appWindow != 4 {
-		t.Errorf("requests in a same-app window: %d, want 4", r.appWindow)
+	// carol's GET, the record's early GET, the second POST (100 ms after the POST's 429), the PATCH 1 s after,
+	// frank's GET (600 ms after dave's 429 was answered); not erin's (arrived before that 429 was answered).
+	if r.appWindow != 5 {
+		t.Errorf("requests in a same-app window: %d, want 5", r.appWindow)
 	}
 }
 
@@ -77,5 +84,46 @@ func TestReconcileLedgerFindsDuplicatesLossesAndOrphans(t *testing.T) {
 	if len(l.duplicates) != 1 || len(l.orphans) != 2 || len(l.lost) != 2 {
 		t.Errorf("duplicates %v, orphans %v, lost %v; want 1 (s2), 2 (someone-else, s3), 2 (b: no status id, no record)",
 			l.duplicates, l.orphans, l.lost)
+	}
+}
+
+// An S/MIME rotation keeps the earlier record (the default spec.retention.superseded for smimeEncryption):
+// listed in status.history, it is the resource's, not an orphan; one still listed but no longer in Intune
+// is no loss either (the next pass drops it). A kept record holding another certificate is.
+func TestReconcileLedgerCountsKeptRecordsAsTheResources(t *testing.T) {
+	const userID = "f0000000-0000-4000-8000-000000000001"
+	tp, oldTP, olderTP := "00112233445566778899aabbccddeeff00112233", "aa112233445566778899aabbccddeeff00112233", "bb112233445566778899aabbccddeeff00112233"
+	o := intunev1alpha1.UserPfxCertificate{}
+	o.Name, o.Status.ID, o.Status.Thumbprint = "a", recordID(userID, tp), tp
+	o.Status.History = []intunev1alpha1.SupersededRecord{{ID: recordID(userID, oldTP), Thumbprint: oldTP}, {ID: recordID(userID, olderTP), Thumbprint: olderTP}}
+	res := &resources{userPfx: []intunev1alpha1.UserPfxCertificate{o}}
+	recs := graphsim.AdminTenantRecords{UserPfxCertificates: []graphsim.AdminUserPFXCertificate{
+		{UserPFXCertificate: graphsim.UserPFXCertificate{ID: recordID(userID, tp), Thumbprint: tp}},
+		{UserPFXCertificate: graphsim.UserPFXCertificate{ID: recordID(userID, oldTP), Thumbprint: oldTP}}}}
+	if l := reconcileLedger(res, recs, map[string]expectation{"a": {userID, tp}}); l.failed() {
+		t.Errorf("duplicates %v, orphans %v, lost %v; want none", l.duplicates, l.orphans, l.lost)
+	}
+	recs.UserPfxCertificates[1].Thumbprint = tp
+	if l := reconcileLedger(res, recs, map[string]expectation{"a": {userID, tp}}); len(l.lost) != 1 {
+		t.Errorf("lost %v; want the kept record holding another certificate", l.lost)
+	}
+}
+
+func TestReconcileLedgerFindsALostUpdate(t *testing.T) {
+	const userID = "f0000000-0000-4000-8000-000000000001"
+	tp := "00112233445566778899aabbccddeeff00112233"
+	id := recordID(userID, tp)
+	o := intunev1alpha1.UserPfxCertificate{}
+	o.Name, o.Status.ID, o.Status.Thumbprint, o.Spec.IntendedPurpose = "a", id, tp, "smimeSigning"
+	res := &resources{userPfx: []intunev1alpha1.UserPfxCertificate{o}}
+	recs := graphsim.AdminTenantRecords{UserPfxCertificates: []graphsim.AdminUserPFXCertificate{
+		{UserPFXCertificate: graphsim.UserPFXCertificate{ID: id, Thumbprint: tp, IntendedPurpose: "smimeEncryption"}}}}
+	l := reconcileLedger(res, recs, map[string]expectation{"a": {userID, tp}})
+	if len(l.lost) != 1 || len(l.duplicates)+len(l.orphans) != 0 {
+		t.Errorf("lost %v, duplicates %v, orphans %v; want the record still holding the old intendedPurpose as lost", l.lost, l.duplicates, l.orphans)
+	}
+	recs.UserPfxCertificates[0].IntendedPurpose = "SmimeSigning" // any case
+	if l := reconcileLedger(res, recs, map[string]expectation{"a": {userID, tp}}); l.failed() {
+		t.Errorf("an up-to-date record failed: %+v", l)
 	}
 }

@@ -6,19 +6,23 @@
 // Intune (graphsim) must hold exactly one record per resource and nothing else, the status ids must be
 // graphsim's, no call may be retried inside its own Retry-After, and no secret may show in logs, Events,
 // statuses or metrics. Run it with `make test-faults`; FAULTS_N (default 200) and FAULTS_SCENARIOS
-// (e.g. "a,c") shrink it, FAULTS_SEED repeats a run's random moments, FAULTS_KEEP=1 keeps each scenario's
-// directory (logs, graphsim state) and FAULTS_LAX_THROTTLE=1 only reports (does not fail on) requests sent
-// to a throttled app by other workers. docs/reliability.md explains every check.
+// (e.g. "a,c") shrink it, FAULTS_SEED repeats a run's random moments and graphsim's random faults (the
+// default differs per run; every run prints its seed first, and every failure names it with the violated
+// check), FAULTS_KEEP=1 keeps each scenario's directory (logs, graphsim state) and FAULTS_LAX_THROTTLE=1 only
+// reports (does not fail on) requests sent to a throttled app by other workers. docs/reliability.md
+// explains every check.
 package faults
 
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +53,9 @@ var (
 func TestMain(m *testing.M) {
 	// envtest logs through controller-runtime's logger, which complains with a stack trace when unset.
 	ctrllog.SetLogger(logr.Discard())
+	flag.Parse()
+	// First line of every run, -v or not: the seed that repeats it.
+	fmt.Printf("faults: FAULTS_SEED=%d (set FAULTS_SEED to repeat this run's random moments and graphsim's random faults)\n", *flagSeed)
 	os.Exit(m.Run())
 }
 
@@ -65,7 +72,41 @@ type scenario struct {
 	options   func(*stack.Options)
 	// disrupt runs from the moment the resources are created; it returns once its trouble is over.
 	disrupt func(ctx context.Context, r *run) error
+	// optIn scenarios run only when FAULTS_SCENARIOS names them.
+	optIn bool
 }
+
+// actThenFail is scenario g's disruption: 504s turn into 500s half way through the import, then resources of
+// every kind are updated and deleted under the same faults.
+func actThenFail(faults graphsim.Faults) func(ctx context.Context, r *run) error {
+	return func(ctx context.Context, r *run) error {
+		if err := r.waitImported(ctx, 0.5); err != nil {
+			return err
+		}
+		faults.ActThenFailStatus = http.StatusInternalServerError
+		if err := r.s.Sim(http.MethodPost, "faults", faults, nil); err != nil {
+			return err
+		}
+		if err := r.waitImported(ctx, 1); err != nil {
+			return err
+		}
+		// Updates (PATCH) and deletes (DELETE) under the same faults, while the last creates may still run.
+		return r.updateAndDelete(ctx)
+	}
+}
+
+// Scenario g's faults: the write acts, then its answer is lost (an error or a closed connection).
+var actThenFailFaults = graphsim.Faults{ActThenFailRate: 0.05, ActThenFailStatus: http.StatusGatewayTimeout, ActThenDropRate: 0.05}
+
+// Scenario h's: g's plus the service's other documented or observed habits, which the operator must handle:
+// lists lag behind creates and deletes, PATCH answers 204, a recryption create answers without id, enums
+// come back PascalCase.
+var realismFaults = func() graphsim.Faults {
+	f := actThenFailFaults
+	f.CreateListLag, f.DeleteListLag = 3*time.Second, 3*time.Second
+	f.PatchNoContent, f.RecryptionCreateWithoutID, f.PascalCaseEnums = true, true, true
+	return f
+}()
 
 // Scenario names become directory names (t.TempDir) that kubectl -f reads: no commas in them.
 var scenarios = []scenario{
@@ -152,6 +193,12 @@ var scenarios = []scenario{
 			}
 			return nil
 		}},
+	{key: "g", name: "act then fail: 5% 504/500 + 5% dropped after the write; updates and deletes",
+		options: func(o *stack.Options) { o.Faults = actThenFailFaults },
+		disrupt: actThenFail(actThenFailFaults)},
+	{key: "h", name: "as g + lists lag 3s + PATCH 204 + recryption without id + PascalCase enums", optIn: true,
+		options: func(o *stack.Options) { o.Faults = realismFaults },
+		disrupt: actThenFail(realismFaults)},
 }
 
 // result is one row of the table.
@@ -167,27 +214,39 @@ type result struct {
 	unknown     int
 	adopted     int // Adopted Events: records found in Intune after a create whose answer was lost
 	err         string
+	violations  []string // the failed checks, by name
 }
 
 func TestFaults(t *testing.T) {
 	ctx := context.Background()
-	t.Logf("N=%d, seed %d (FAULTS_SEED=%d repeats the random moments)", *flagN, *flagSeed, *flagSeed)
+	t.Logf("N=%d, seed %d (FAULTS_SEED=%d repeats the random moments and graphsim's random faults)", *flagN, *flagSeed, *flagSeed)
 	fx, err := newFixtures(ctx, *flagN)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("[FAULTS_SEED=%d] fixtures: %v", *flagSeed, err)
 	}
 	var results []result
+	var failed []string
 	for _, sc := range scenarios {
-		if *flagOnly != "" && !strings.Contains(","+*flagOnly+",", ","+sc.key+",") {
+		named := strings.Contains(","+*flagOnly+",", ","+sc.key+",")
+		if (*flagOnly != "" && !named) || (sc.optIn && !named) {
 			continue
 		}
 		t.Run(sc.key+" "+sc.name, func(t *testing.T) {
 			res := runScenario(t, sc, fx)
 			results = append(results, res)
+			if t.Failed() {
+				failed = append(failed, fmt.Sprintf("%s (%s)", sc.key, strings.Join(res.violations, "; ")))
+			}
 		})
+	}
+	if len(failed) > 0 { // before the table
+		t.Errorf("FAILED with FAULTS_SEED=%d (N=%d): %s", *flagSeed, *flagN, strings.Join(failed, " | "))
 	}
 	t.Log("\n" + table(results))
 }
+
+// faultSeed seeds graphsim's random faults for one scenario from the run's seed.
+func faultSeed(key string) int64 { return int64(*flagSeed)*131 + int64(key[0]) }
 
 // run is the state of one scenario while it runs.
 type run struct {
@@ -195,8 +254,12 @@ type run struct {
 	s   *stack.Stack
 	fx  *fixtures
 	rng *rand.Rand
+	// violate fails the scenario with the seed and the check's name first.
+	violate func(check, format string, args ...any)
 
 	mu         sync.Mutex
+	deleted    int              // resources the scenario deleted on purpose
+	violations []string         // the checks that failed, for the summary printed before any log dump
 	journal    []graphsim.Entry // journals of graphsim runs before a restart
 	boundaries []time.Time      // when an operator process was killed or started
 	events     map[string]int   // what was injected besides graphsim's faults
@@ -208,11 +271,34 @@ func runScenario(t *testing.T, sc scenario, fx *fixtures) result {
 	res := result{scenario: sc.key + " " + sc.name}
 	ctx, cancel := context.WithTimeout(context.Background(), *flagDeadline)
 	defer cancel()
+	// violate fails the scenario naming the seed and the check first, and keeps the check for the summaries.
+	violate := func(check, format string, args ...any) {
+		detail := fmt.Sprintf(format, args...)
+		t.Errorf("[FAULTS_SEED=%d scenario %s] check %q violated: %s", *flagSeed, sc.key, check, detail)
+		if !slices.Contains(res.violations, check) {
+			res.violations = append(res.violations, check)
+		}
+	}
 	fail := func(err error) result {
-		t.Error(err)
+		violate("scenario ran to its end", "%v", err)
 		res.err = err.Error()
 		return res
 	}
+	// Registered first, so it runs last: after the summary below.
+	var s *stack.Stack
+	t.Cleanup(func() {
+		if t.Failed() && s != nil {
+			for path, log := range s.OperatorLogs() {
+				t.Logf("%s (tail):\n%s", path, tail(log, 40))
+			}
+		}
+	})
+	t.Cleanup(func() {
+		if t.Failed() { // the verdict, before any log dump
+			t.Logf("SCENARIO %s FAILED with FAULTS_SEED=%d: violated %s. Repeat: FAULTS_SEED=%d FAULTS_SCENARIOS=%s FAULTS_N=%d make test-faults",
+				sc.key, *flagSeed, strings.Join(res.violations, ", "), *flagSeed, sc.key, *flagN)
+		}
+	})
 
 	dir := t.TempDir()
 	if os.Getenv("FAULTS_KEEP") != "" { // keep logs, state and journal files for a post-mortem
@@ -226,20 +312,14 @@ func runScenario(t *testing.T, sc scenario, fx *fixtures) result {
 	if sc.options != nil {
 		sc.options(&opts)
 	}
-	s, err := stack.Start(ctx, opts)
-	if err != nil {
+	opts.Faults.Seed = faultSeed(sc.key) // graphsim's random faults follow the run's seed
+	var err error
+	if s, err = stack.Start(ctx, opts); err != nil {
 		return fail(err)
 	}
 	defer s.Stop()
 	r := &run{t: t, s: s, fx: fx, rng: rand.New(rand.NewPCG(*flagSeed, uint64(sc.key[0]))),
-		events: map[string]int{}, planned: map[*stack.Process]bool{}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for path, log := range s.OperatorLogs() {
-				t.Logf("%s (tail):\n%s", path, tail(log, 40))
-			}
-		}
-	})
+		events: map[string]int{}, planned: map[*stack.Process]bool{}, violate: violate}
 	if strings.Contains(strings.Join(opts.OperatorArgs, " "), "--leader-elect") {
 		if err := r.startReplica("operator-r1"); err != nil {
 			return fail(err)
@@ -278,10 +358,14 @@ func runScenario(t *testing.T, sc scenario, fx *fixtures) result {
 	}
 	l := reconcileLedger(final, records, userPfxExpectations(fx, material))
 	res.duplicates, res.lostOrphans, res.unknown = len(l.duplicates), len(l.lost)+len(l.orphans), len(l.unknownOutcome)
-	for _, list := range [][]string{l.duplicates, l.lost, l.orphans} {
-		for _, f := range list {
-			t.Error(f)
-		}
+	for _, f := range l.duplicates {
+		violate("no duplicate record", "%s", f)
+	}
+	for _, f := range l.lost {
+		violate("no lost record", "%s", f)
+	}
+	for _, f := range l.orphans {
+		violate("no orphaned record", "%s", f)
 	}
 	for _, f := range l.unknownOutcome {
 		t.Logf("left CreateOutcomeUnknown by design, Intune holds its record: %s", f)
@@ -291,28 +375,33 @@ func runScenario(t *testing.T, sc scenario, fx *fixtures) result {
 		return fail(err)
 	}
 	for _, f := range unclaimedRecords(final, claims.Items) {
-		t.Error(f)
+		violate("every record claimed by its resource", "%s", f)
 	}
 	var checkFailures []string
 	if err := s.Sim(http.MethodGet, "checkFailures", nil, &checkFailures); err != nil {
 		return fail(err)
 	}
 	for _, f := range checkFailures {
-		t.Errorf("graphsim's connector could not open a pushed PFX: %s", f)
+		violate("connector opens every pushed PFX", "%s", f)
 	}
 
 	if err := r.saveJournal(); err != nil {
 		return fail(err)
 	}
+	if os.Getenv("FAULTS_KEEP") != "" { // the whole journal, across graphsim restarts, for a post-mortem
+		if data, err := json.Marshal(r.journal); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, "journal.json"), data, 0o600)
+		}
+	}
 	res.throttle = analyseThrottling(r.journal, r.boundaries)
 	res.requests = res.throttle.requests
 	for _, e := range res.throttle.earlyRetries {
-		t.Errorf("retried inside its own Retry-After: %s", e)
+		violate("no retry inside its own Retry-After", "%s", e)
 	}
 	// Intune throttles per tenant and app: after a 429 no call of that app may be sent inside its Retry-After
 	// (the Graph client's shared Throttle). FAULTS_LAX_THROTTLE=1 only reports it.
 	if os.Getenv("FAULTS_LAX_THROTTLE") == "" && res.throttle.appWindow > 0 {
-		t.Errorf("%d requests were sent to a tenant and app inside the Retry-After of an earlier 429", res.throttle.appWindow)
+		violate("no request of a throttled app inside its Retry-After", "%d requests were sent to a tenant and app inside the Retry-After of an earlier 429", res.throttle.appWindow)
 	}
 	res.injected = r.injected()
 	if res.adopted, err = countEvents(ctx, s.Client, "Adopted"); err != nil {
@@ -324,11 +413,11 @@ func runScenario(t *testing.T, sc scenario, fx *fixtures) result {
 		return fail(err)
 	}
 	for _, f := range findings {
-		t.Error(f)
+		violate("no secret anywhere", "%s", f)
 	}
 	for _, p := range r.operators() {
 		if !p.Running() {
-			t.Errorf("operator process %s exited although the test did not kill it (see %s)", p.Name, p.LogPath)
+			violate("no unplanned exit", "operator process %s exited although the test did not kill it (see %s)", p.Name, p.LogPath)
 		}
 	}
 	if !t.Failed() {
@@ -370,15 +459,24 @@ func (r *run) waitAllReady(ctx context.Context, res *result) (*resources, error)
 		r.restartIfCrashed()
 		all, err := listResources(ctx, r.s.Client)
 		if err == nil {
-			pending := all.notReady()
-			if len(pending) == 0 && all.count() == want {
+			n, held, err := r.confirmNotCreated(ctx, all, confirmed)
+			if err != nil {
+				r.t.Logf("confirming a recryption request: %v", err)
+			}
+			res.confirmed += n
+			var pending []string
+			for _, p := range all.notReady() {
+				// CreateOutcomeUnknown while Intune holds the request is the designed end (the ledger reports it).
+				if !held[strings.SplitN(strings.TrimPrefix(p, "PfxRecryptionRequest/"), " ", 2)[0]] || !strings.HasPrefix(p, "PfxRecryptionRequest/") {
+					pending = append(pending, p)
+				}
+			}
+			if len(pending) == 0 && all.count() == want && err == nil {
 				return all, nil
 			}
 			last = pending
-			if n, err := r.confirmNotCreated(ctx, all, confirmed); err != nil {
-				r.t.Logf("confirming a recryption request: %v", err)
-			} else {
-				res.confirmed += n
+			if all.count() != want {
+				last = append(last, fmt.Sprintf("%d resources, want %d", all.count(), want))
 			}
 		}
 		select {
@@ -393,46 +491,99 @@ func (r *run) waitAllReady(ctx context.Context, res *result) (*resources, error)
 }
 
 // resourceCount is how many resources a scenario has: N UserPfxCertificates, config/samples' 7 (both
-// connections and one resource of every kind) and the extras of the other kinds.
+// connections and one resource of every kind) and the extras of the other kinds, less those it deleted.
 func (r *run) resourceCount() int {
-	return len(r.fx.certs) + 7 + len(r.fx.devices) + len(extraRecryptionDevices) + 1
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.fx.certs) + 7 + len(r.fx.devices) + len(extraRecryptionDevices) + 1 - r.deleted
 }
 
-func (r *run) confirmNotCreated(ctx context.Context, all *resources, confirmed map[string]string) (int, error) {
+// confirmNotCreated annotates the PfxRecryptionRequests left CreateOutcomeUnknown whose request Intune does not
+// hold, and returns how many it annotated and the names of those whose request Intune holds (left so by design).
+func (r *run) confirmNotCreated(ctx context.Context, all *resources, confirmed map[string]string) (int, map[string]bool, error) {
 	var records *graphsim.AdminTenantRecords
 	n := 0
+	held := map[string]bool{}
 	for i := range all.recryption {
 		o := &all.recryption[i]
 		ready := meta.FindStatusCondition(o.Status.Conditions, intunev1alpha1.ConditionReady)
 		if ready == nil || ready.Reason != intunev1alpha1.ReasonCreateOutcomeUnknown || o.Annotations[intunev1alpha1.AnnotationConfirmNotCreated] == "true" ||
-			confirmed[o.Name] == o.ResourceVersion {
+			(confirmed[o.Name] == o.ResourceVersion && !held[o.Name]) {
 			continue
 		}
 		if records == nil {
 			recs, err := r.s.Records()
 			if err != nil {
-				return n, err
+				return n, held, err
 			}
 			records = &recs
 		}
-		held := false
 		for _, rec := range records.PfxRecryptionRequests {
-			held = held || (strings.EqualFold(rec.UserID, o.Spec.UserID) && strings.EqualFold(rec.DeviceID, o.Spec.DeviceID) &&
+			held[o.Name] = held[o.Name] || (strings.EqualFold(rec.UserID, o.Spec.UserID) && strings.EqualFold(rec.DeviceID, o.Spec.DeviceID) &&
 				strings.EqualFold(rec.ProfileID, o.Spec.ProfileID))
 		}
-		if held {
-			continue // the operator cannot adopt it; reported by the ledger
+		if held[o.Name] || confirmed[o.Name] == o.ResourceVersion {
+			continue // held: the operator cannot adopt it; reported by the ledger
 		}
 		patch := client.RawPatch("application/merge-patch+json",
 			[]byte(`{"metadata":{"annotations":{"`+intunev1alpha1.AnnotationConfirmNotCreated+`":"true"}}}`))
 		if err := r.s.Client.Patch(ctx, o, patch); err != nil {
-			return n, err
+			return n, held, err
 		}
 		confirmed[o.Name] = o.ResourceVersion
 		n++
 		r.t.Logf("PfxRecryptionRequest/%s: CreateOutcomeUnknown and Intune holds no such request: confirmed with %s", o.Name, intunev1alpha1.AnnotationConfirmNotCreated)
 	}
-	return n, nil
+	return n, held, nil
+}
+
+// updateAndDelete changes and deletes resources of every kind that has updates or deletes, so that the
+// operator's PATCHes and DELETEs meet graphsim's faults too: every fifth UserPfxCertificate changes its
+// intendedPurpose (a PATCH of its record), every eighth (another one, mostly) is deleted with its record, the
+// first extra ManagedDeviceCertificateState changes its device name (PATCH) and the second is deleted, and the
+// second extra PfxRecryptionRequest is deleted.
+func (r *run) updateAndDelete(ctx context.Context) error {
+	var deletes []client.Object
+	for i := range r.fx.certs {
+		name := fmt.Sprintf("cert-%05d", i)
+		switch {
+		case i%8 == 3:
+			deletes = append(deletes, &intunev1alpha1.UserPfxCertificate{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}})
+		case i%5 == 1:
+			patch := client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"intendedPurpose":"smimeSigning"}}`))
+			obj := &intunev1alpha1.UserPfxCertificate{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}}
+			if err := r.s.Client.Patch(ctx, obj, patch); err != nil {
+				return fmt.Errorf("updating %s: %w", name, err)
+			}
+		}
+	}
+	patch := client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"deviceDisplayName":"Alice's renamed device"}}`))
+	if err := r.s.Client.Patch(ctx, &intunev1alpha1.ManagedDeviceCertificateState{ObjectMeta: metav1.ObjectMeta{Name: "device-0", Namespace: namespace}}, patch); err != nil {
+		return fmt.Errorf("updating device-0: %w", err)
+	}
+	deletes = append(deletes,
+		&intunev1alpha1.ManagedDeviceCertificateState{ObjectMeta: metav1.ObjectMeta{Name: "device-1", Namespace: namespace}})
+	// A recryption request left CreateOutcomeUnknown cannot delete a record it does not know (by design: the
+	// user is told to remove it in Intune), so only one whose id the operator holds is deleted.
+	recrypt := &intunev1alpha1.PfxRecryptionRequest{}
+	if err := r.s.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "recrypt-1"}, recrypt); err != nil {
+		return err
+	}
+	if recrypt.Status.ID != "" {
+		deletes = append(deletes, recrypt)
+	} else {
+		r.t.Logf("PfxRecryptionRequest/recrypt-1 has no id yet: not deleted")
+	}
+	for _, obj := range deletes {
+		if err := r.s.Client.Delete(ctx, obj); err != nil {
+			return fmt.Errorf("deleting %T %s: %w", obj, obj.GetName(), err)
+		}
+		r.mu.Lock()
+		r.deleted++
+		r.mu.Unlock()
+	}
+	r.count("updates and deletes")
+	return nil
 }
 
 // waitImported waits until graphsim holds fraction of the N userPfxCertificate records.
@@ -538,12 +689,12 @@ func (r *run) restartIfCrashed() {
 	if planned {
 		return
 	}
-	r.t.Errorf("the operator exited on its own (see %s); starting it again", r.s.Operator.LogPath)
+	r.violate("no unplanned exit", "the operator exited on its own (see %s); starting it again", r.s.Operator.LogPath)
 	r.mu.Lock()
 	r.planned[r.s.Operator] = true // reported once
 	r.mu.Unlock()
 	if err := r.s.StartOperator(); err != nil {
-		r.t.Errorf("restarting the operator: %v", err)
+		r.violate("no unplanned exit", "restarting the operator: %v", err)
 	}
 	r.mark("")
 }
@@ -565,12 +716,16 @@ func (r *run) saveJournal() error {
 
 // injected describes the trouble: graphsim's answers from the journal, and the process events.
 func (r *run) injected() string {
-	var throttled, errors, dropped int
+	var throttled, errors, dropped, actedFailed, actedDropped int
 	for _, e := range r.journal {
 		if !isGraph(e) {
 			continue
 		}
 		switch {
+		case e.ActedStatus != 0 && e.Status == 0:
+			actedDropped++
+		case e.ActedStatus != 0:
+			actedFailed++
 		case e.Status == http.StatusTooManyRequests:
 			throttled++
 		case e.Status == 0:
@@ -583,14 +738,14 @@ func (r *run) injected() string {
 	for _, p := range []struct {
 		what string
 		n    int
-	}{{"429", throttled}, {"5xx", errors}, {"dropped", dropped}} {
+	}{{"429", throttled}, {"5xx", errors}, {"dropped", dropped}, {"acted then 5xx", actedFailed}, {"acted then dropped", actedDropped}} {
 		if p.n > 0 {
 			parts = append(parts, fmt.Sprintf("%s x%d", p.what, p.n))
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, what := range []string{"operator SIGKILL", "control plane restart", "graphsim restart", "leader SIGKILL"} {
+	for _, what := range []string{"operator SIGKILL", "control plane restart", "graphsim restart", "leader SIGKILL", "updates and deletes"} {
 		if n := r.events[what]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%s x%d", what, n))
 		}

@@ -167,9 +167,12 @@ func (fx *fixtures) otherKinds() []client.Object {
 			Spec: intunev1alpha1.PfxUserCertificateSpec{ID: extraPfxUserRecordID, UserID: stack.AliceID, UserUPN: "alice@contoso.com",
 				Source: intunev1alpha1.CertificateSource{Pfx: &intunev1alpha1.PfxSecretSource{
 					SecretRef: intunev1alpha1.SecretKeyReference{Name: "connector-record-pfx"}}},
-				Status: 1, IntendedPurpose: 1}})
+				Status: &connectorStatus, IntendedPurpose: 1}})
 	return objs
 }
+
+// connectorStatus is the extra PfxUserCertificate's status (Graph's Int32).
+var connectorStatus int32 = 1
 
 // createAll creates objs with at most parallel requests in flight.
 func createAll[T client.Object](ctx context.Context, c client.Client, parallel int, objs []T) error {

@@ -14,8 +14,10 @@ import (
 
 // inFlightBound is how long after graphsim answered a 429 a request of the same app may still arrive
 // without the operator having known of the 429 when it sent it: on loopback a request already sent arrives
-// within milliseconds; 100 ms leaves room for a loaded 2-core machine's scheduling. graphsim journals
-// arrival times only, so this bound is the one assumption of the app-window count.
+// within milliseconds; 100 ms leaves room for a loaded 2-core machine's scheduling. It is counted from the
+// moment graphsim had written the 429 (Entry.Answered), which can be well after the request arrived (it
+// may wait on graphsim's lock while a write saves the state file); this bound is the one assumption of the
+// app-window count.
 const inFlightBound = 100 * time.Millisecond
 
 // throttleReport is what graphsim's journal says about how the operator answered 429s.
@@ -30,8 +32,9 @@ const inFlightBound = 100 * time.Millisecond
 //     different operator process (the one that saw the 429 was killed, or lost the lease, in between) could
 //     not know of the 429 and is counted apart, not failed. Collection paths (POST, lists) are shared by
 //     many resources, so a repeat there may be another resource's call and proves nothing.
-//  2. Per tenant and app (reported): requests of the same tenant and app that arrived in [T+inFlightBound,
-//     T+RA) of some other 429. Intune throttles per app and tenant, so these requests were sent while the
+//  2. Per tenant and app (asserted unless FAULTS_LAX_THROTTLE): requests of the same tenant and app that
+//     arrived in [A+inFlightBound, A+RA) of some other 429, A being when graphsim had written that 429 (the
+//     journal's Answered; T if unknown). Intune throttles per app and tenant, so these requests were sent while the
 //     app was known to be throttled. The operator's client waits per call, not per app: concurrent workers
 //     keep sending, so this count is expected to be above zero. It is measured, not asserted.
 type throttleReport struct {
@@ -109,7 +112,14 @@ func analyseThrottling(journal []graphsim.Entry, boundaries []time.Time) throttl
 	}
 	for _, n := range graph {
 		for _, e := range throttles[app{strings.ToLower(n.TenantID), strings.ToLower(n.ClientID)}] {
-			if d := n.Time.Sub(e.Time); d >= inFlightBound && d < e.RetryAfter {
+			// The window opens when the 429 left graphsim (Answered), not when its request arrived: a request
+			// can wait on graphsim's lock (a state save) in between, and the operator cannot know of a 429
+			// before it is sent.
+			answered := e.Time
+			if e.Answered.After(answered) {
+				answered = e.Answered
+			}
+			if d := n.Time.Sub(answered); d >= inFlightBound && d < e.RetryAfter {
 				r.appWindow++
 				break
 			}

@@ -107,7 +107,8 @@ type expectation struct {
 // reconcileLedger checks, kind by kind, that Intune holds exactly one record per resource and nothing else:
 //
 //   - userPfxCertificates: every resource's status.id is the id the test computes from its user and
-//     certificate, graphsim holds that record with that thumbprint, and graphsim holds no other record;
+//     certificate, graphsim holds that record with that thumbprint and the resource's intendedPurpose, and
+//     graphsim holds no other record (a deleted resource's record must be gone);
 //   - managedDeviceCertificateStates (server-generated ids): one record per certificate thumbprint, whose
 //     id is the resource's status.id;
 //   - pfxRecryptionRequests (server-generated ids): one record per (user, device, profile), whose id is the
@@ -116,8 +117,15 @@ type expectation struct {
 func reconcileLedger(res *resources, recs graphsim.AdminTenantRecords, want map[string]expectation) *ledger {
 	l := &ledger{}
 
-	owned := map[string]string{} // record id -> resource
+	owned := map[string]string{}   // record id -> resource
+	purpose := map[string]string{} // record id -> the resource's spec.intendedPurpose
+	kept := map[string]string{}    // id of an earlier record a rotation kept (status.history) -> its thumbprint
 	for _, o := range res.userPfx {
+		// spec.retention.superseded keeps earlier records (Keep is the default for smimeEncryption): they are
+		// the resource's too, not orphans. One already deleted is no loss: the next pass drops it from history.
+		for _, rec := range o.Status.History {
+			owned[strings.ToLower(rec.ID)], kept[strings.ToLower(rec.ID)] = o.Name, rec.Thumbprint
+		}
 		exp, ok := want[o.Name]
 		if !ok {
 			l.lost = append(l.lost, "UserPfxCertificate/"+o.Name+" (the test has no expectation for it)")
@@ -128,6 +136,7 @@ func reconcileLedger(res *resources, recs graphsim.AdminTenantRecords, want map[
 			l.lost = append(l.lost, fmt.Sprintf("UserPfxCertificate/%s (status id %q, want %q)", o.Name, o.Status.ID, id))
 		}
 		owned[id] = o.Name
+		purpose[id] = string(o.Spec.IntendedPurpose)
 	}
 	seen := map[string]bool{}
 	for _, r := range recs.UserPfxCertificates {
@@ -138,13 +147,19 @@ func reconcileLedger(res *resources, recs graphsim.AdminTenantRecords, want map[
 			l.orphans = append(l.orphans, "userPfxCertificate "+r.ID)
 		case seen[id]:
 			l.duplicates = append(l.duplicates, "userPfxCertificate "+r.ID+" of "+name)
+		case kept[id] != "":
+			if !strings.EqualFold(r.Thumbprint, kept[id]) {
+				l.lost = append(l.lost, fmt.Sprintf("userPfxCertificate %s (kept by %s) holds thumbprint %s", r.ID, name, r.Thumbprint))
+			}
 		case !strings.EqualFold(r.Thumbprint, want[name].thumbprint):
 			l.lost = append(l.lost, fmt.Sprintf("userPfxCertificate %s holds thumbprint %s", r.ID, r.Thumbprint))
+		case r.IntendedPurpose != "" && purpose[id] != "" && !strings.EqualFold(r.IntendedPurpose, purpose[id]):
+			l.lost = append(l.lost, fmt.Sprintf("userPfxCertificate %s holds intendedPurpose %s, %s wants %s (a lost update)", r.ID, r.IntendedPurpose, name, purpose[id]))
 		}
 		seen[id] = true
 	}
 	for id, name := range owned {
-		if !seen[id] {
+		if !seen[id] && kept[id] == "" {
 			l.lost = append(l.lost, fmt.Sprintf("UserPfxCertificate/%s: Intune has no record %s", name, id))
 		}
 	}

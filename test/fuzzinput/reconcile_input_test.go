@@ -88,7 +88,7 @@ func FuzzReconcileInput(f *testing.F) {
 
 		fromPFX, err := pfx.FromPFX(pfxData, password)
 		check("FromPFX", err)
-		fromTLS, err := pfx.FromTLS(certPEM, keyPEM)
+		fromTLS, err := pfx.FromTLS(certPEM, keyPEM, "")
 		check("FromTLS", err)
 		for _, m := range []*pfx.Material{fromPFX, fromTLS} {
 			if m == nil {

@@ -12,13 +12,25 @@ import (
 //
 //	GET    /_sim/journal                          []Entry
 //	DELETE /_sim/journal                          reset the journal
-//	GET    /_sim/faults                           Faults
-//	POST   /_sim/faults                           Faults (replaces them; the Script starts over)
+//	GET    /_sim/faults                           Faults (Script and ActThenFailScript: what is left of them)
+//	POST   /_sim/faults                           Faults (replaces them; both scripts start over)
+//	POST   /_sim/faults/actThenFail               []int appended to what is left of ActThenFailScript, the
+//	                                              rest unchanged: "the next write acts, then is answered
+//	                                              504" is [504]; -1 (DropConnection) closes the connection
 //	GET    /_sim/records                          AdminRecords (secrets replaced by their lengths)
 //	GET    /_sim/checkFailures                    []string
 //	DELETE /_sim/userPfxCertificates/{tenant}/{id}
 //	POST   /_sim/deviceConfigurations/{tenant}    DeviceConfiguration
 //	PUT    /_sim/pfxUserCertificates/{tenant}     PfxUserCertificate (seeds a record)
+//
+// Faults (JSON names; durations like "1.5s"; all off by default): latency, errorRate/errorStatus,
+// throttleRate/retryAfter, dropRate, script and redirectTo fault a request before any effect;
+// actThenFailRate/actThenFailStatus (default 504), actThenDropRate and actThenFailScript let a write
+// take effect and then answer an error or close the connection; createListLag and deleteListLag delay
+// what lists show after a create or a delete (deleteLinger: the same for userPfxCertificates only);
+// patchNoContent answers PATCH 204 without a body; recryptionCreateWithoutId answers
+// POST /pfxRecryptionRequests without an id; pascalCaseEnums answers enums as "SmimeEncryption"; seed
+// reseeds the random fault choice. See the Faults type for each one's exact meaning.
 const adminPrefix = "/_sim/"
 
 func isAdminPath(p string) bool { return strings.HasPrefix(p, adminPrefix) }
@@ -72,7 +84,16 @@ func (s *Server) newAdminMux() *http.ServeMux {
 		f := s.faults
 		f.Script = append([]int{}, s.script...) // what is left of it
 		s.mu.Unlock()
+		f.ActThenFailScript = append([]int{}, s.actScript...)
 		writeJSON(w, http.StatusOK, f)
+	})
+	m.HandleFunc("POST /_sim/faults/actThenFail", func(w http.ResponseWriter, r *http.Request) {
+		var next []int
+		if !adminDecode(w, r, &next) {
+			return
+		}
+		s.ActThenFailNext(next...)
+		w.WriteHeader(http.StatusNoContent)
 	})
 	m.HandleFunc("POST /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
 		var f Faults
@@ -105,7 +126,7 @@ func (s *Server) newAdminMux() *http.ServeMux {
 		if !adminDecode(w, r, &dc) || !s.knownTenant(w, r.PathValue("tenant")) {
 			return
 		}
-		s.AddDeviceConfiguration(r.PathValue("tenant"), dc.ID, dc.ProfileType)
+		s.AddConfiguration(r.PathValue("tenant"), dc)
 		w.WriteHeader(http.StatusNoContent)
 	})
 	m.HandleFunc("PUT /_sim/pfxUserCertificates/{tenant}", func(w http.ResponseWriter, r *http.Request) {

@@ -183,10 +183,13 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 	type plain Faults // no methods: no recursion
 	return json.Marshal(struct {
 		plain
-		Latency      jsonDuration `json:"latency,omitempty"`
-		RetryAfter   jsonDuration `json:"retryAfter,omitempty"`
-		DeleteLinger jsonDuration `json:"deleteLinger,omitempty"`
-	}{plain(f), jsonDuration(f.Latency), jsonDuration(f.RetryAfter), jsonDuration(f.DeleteLinger)})
+		Latency       jsonDuration `json:"latency,omitempty"`
+		RetryAfter    jsonDuration `json:"retryAfter,omitempty"`
+		DeleteLinger  jsonDuration `json:"deleteLinger,omitempty"`
+		CreateListLag jsonDuration `json:"createListLag,omitempty"`
+		DeleteListLag jsonDuration `json:"deleteListLag,omitempty"`
+	}{plain(f), jsonDuration(f.Latency), jsonDuration(f.RetryAfter), jsonDuration(f.DeleteLinger),
+		jsonDuration(f.CreateListLag), jsonDuration(f.DeleteListLag)})
 }
 
 // UnmarshalJSON accepts durations as strings or nanoseconds.
@@ -194,14 +197,18 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 	type plain Faults
 	aux := struct {
 		*plain
-		Latency      jsonDuration `json:"latency"`
-		RetryAfter   jsonDuration `json:"retryAfter"`
-		DeleteLinger jsonDuration `json:"deleteLinger"`
-	}{(*plain)(f), jsonDuration(f.Latency), jsonDuration(f.RetryAfter), jsonDuration(f.DeleteLinger)}
+		Latency       jsonDuration `json:"latency"`
+		RetryAfter    jsonDuration `json:"retryAfter"`
+		DeleteLinger  jsonDuration `json:"deleteLinger"`
+		CreateListLag jsonDuration `json:"createListLag"`
+		DeleteListLag jsonDuration `json:"deleteListLag"`
+	}{(*plain)(f), jsonDuration(f.Latency), jsonDuration(f.RetryAfter), jsonDuration(f.DeleteLinger),
+		jsonDuration(f.CreateListLag), jsonDuration(f.DeleteListLag)}
 	if err := strictUnmarshal(b, &aux); err != nil {
 		return err
 	}
 	f.Latency, f.RetryAfter, f.DeleteLinger = time.Duration(aux.Latency), time.Duration(aux.RetryAfter), time.Duration(aux.DeleteLinger)
+	f.CreateListLag, f.DeleteListLag = time.Duration(aux.CreateListLag), time.Duration(aux.DeleteListLag)
 	return nil
 }
 

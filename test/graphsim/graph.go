@@ -39,7 +39,8 @@ func (s *Server) serveGraph(w *trackedWriter, r *http.Request) {
 	// Identify first so that faulted requests are journaled with their tenant and app too.
 	id, authFailure := s.authenticate(r.Header.Get("Authorization"))
 	w.tenantID, w.clientID = id.tenantID, id.clientID
-	if s.injectFault(w, r) {
+	faulted, act := s.injectFault(w, r)
+	if faulted {
 		return
 	}
 	c := &call{s: s, w: w, r: r, id: id}
@@ -57,6 +58,12 @@ func (s *Server) serveGraph(w *trackedWriter, r *http.Request) {
 		return
 	}
 	c.t = s.tenants[id.tenantID]
+	if isWrite(r.Method) { // hold the answer: an act-then-fail fault may replace it once the write acted
+		w.hold = true
+		c.route()
+		s.finishWrite(c, act)
+		return
+	}
 	c.route()
 }
 
@@ -246,7 +253,50 @@ func (c *call) entity(status int, odataType, contextPath string, v any) {
 		return
 	}
 	head := fmt.Sprintf(`{"@odata.context":%q,"@odata.type":%q,`, c.s.url+"/beta/$metadata#"+contextPath+"/$entity", "#"+odataType)
-	writeRaw(c.w, status, append([]byte(head), raw[1:]...))
+	writeRaw(c.w, status, c.enumCase(append([]byte(head), raw[1:]...)))
+}
+
+// updated answers a successful PATCH: 200 with the entity, or 204 without a body (Faults.PatchNoContent).
+func (c *call) updated(odataType, contextPath string, v any) {
+	c.s.mu.Lock()
+	noContent := c.s.faults.PatchNoContent
+	c.s.mu.Unlock()
+	if noContent {
+		c.w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	c.entity(http.StatusOK, odataType, contextPath, v)
+}
+
+// enumProps are the string-enum properties of the kinds graphsim serves. encoding/json writes no
+// spaces and escapes quotes inside strings, so this pattern matches only real properties.
+var enumPropRE = regexp.MustCompile(`"(intendedPurpose|paddingScheme|devicePlatform|certificateKeyUsage)":"([a-z])`)
+
+// enumCase rewrites enum values of an answer to their PascalCase member names when
+// Faults.PascalCaseEnums is set ("smimeEncryption" -> "SmimeEncryption").
+func (c *call) enumCase(body []byte) []byte {
+	c.s.mu.Lock()
+	pascal := c.s.faults.PascalCaseEnums
+	c.s.mu.Unlock()
+	if !pascal {
+		return body
+	}
+	return enumPropRE.ReplaceAllFunc(body, func(m []byte) []byte {
+		out := append([]byte{}, m...)
+		out[len(out)-1] = bytes.ToUpper(out[len(out)-1:])[0]
+		return out
+	})
+}
+
+// canonicalEnum maps an enum value sent as its camelCase name or its PascalCase (.NET member) name
+// to the camelCase one; anything else is returned as is (and then fails validation).
+func canonicalEnum(members []string, v string) string {
+	for _, m := range members {
+		if v == m || v == strings.ToUpper(m[:1])+m[1:] {
+			return m
+		}
+	}
+	return v
 }
 
 // list writes one page of items (already sorted, filtered and made safe to show) with a
@@ -280,7 +330,14 @@ func list[T any](c *call, contextPath string, items []T) {
 		q.Set("$skiptoken", strconv.Itoa(end))
 		page["@odata.nextLink"] = c.s.url + c.r.URL.Path + "?" + encodeQuery(q)
 	}
-	writeJSON(c.w, http.StatusOK, page)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(page); err != nil {
+		c.graphError(http.StatusInternalServerError, "InternalServerError", "The response could not be encoded.")
+		return
+	}
+	writeRaw(c.w, http.StatusOK, c.enumCase(buf.Bytes()))
 }
 
 // encodeQuery is url.Values.Encode but leaves "$" in OData option names readable, as Graph does.
@@ -311,7 +368,7 @@ type filterClause struct {
 }
 
 var (
-	clauseRE = regexp.MustCompile(`^(?:tolower\((\w+)\)|(\w+))\s+eq\s+'((?:[^']|'')*)'$`)
+	clauseRE = regexp.MustCompile(`^(?:tolower\((\w+)\)|(\w+))\s+eq\s+(?:'((?:[^']|'')*)'|([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}))$`)
 	andRE    = regexp.MustCompile(`(?i)\s+and\s+`)
 )
 
@@ -327,6 +384,9 @@ func parseFilter(f string) ([]filterClause, error) {
 			return nil, fmt.Errorf("unsupported $filter clause %q", part)
 		}
 		cl := filterClause{prop: m[1], lower: m[1] != "", value: strings.ReplaceAll(m[3], "''", "'")}
+		if m[4] != "" { // an unquoted Guid literal (OData's form for Edm.Guid properties)
+			cl.value = m[4]
+		}
 		if !cl.lower {
 			cl.prop = m[2]
 		}
@@ -357,7 +417,8 @@ func filterItems[T any](c *call, items []T, prop func(T, string) (string, bool))
 			if cl.lower {
 				v = strings.ToLower(v)
 			}
-			keep = keep && v == cl.value
+			// Guids compare case-insensitively, quoted or not.
+			keep = keep && (v == cl.value || (guidRE.MatchString(v) && strings.EqualFold(v, cl.value)))
 		}
 		if keep {
 			out = append(out, it)

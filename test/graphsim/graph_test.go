@@ -234,32 +234,55 @@ func TestDeletedUserPfxCertificateLingersInLists(t *testing.T) {
 	}
 }
 
-func TestManagedDeviceCertificateStatesUnderEverySeedURLForm(t *testing.T) {
-	forms := []struct{ profileType, segments string }{
-		{"iosScep", "microsoft.graph.iosScepCertificateProfile"},
-		{"macOSScep", "microsoft.graph.macOSScepCertificateProfile"},
-		{"androidScep", "microsoft.graph.androidScepCertificateProfile"},
-		{"windows81SCEP", "microsoft.graph.windows81SCEPCertificateProfile"},
-		// Seed 004 prints a double slash in the two nested forms.
-		{"androidForWorkScep", "identityCertificate//microsoft.graph.androidForWorkScepCertificateProfile"},
-		{"windowsPhone81SCEP", "microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate//microsoft.graph.windowsPhone81SCEPCertificateProfile"},
+// stateForm is one URL form of managedDeviceCertificateStates: the configuration it is rooted at and the
+// segments between that configuration's id and the collection.
+type stateForm struct{ profileType, segments string }
+
+// stateForms are the forms today's create page lists (every profile's own type cast, and the Windows Wi-Fi
+// nesting), seed 004's Windows Phone VPN nesting, and the casts of seed 004's four other types.
+func stateForms() []stateForm {
+	var forms []stateForm
+	for _, t := range []string{"iosScep", "macOSScep", "androidScep", "windows81SCEP", "androidForWorkScep", "windowsPhone81SCEP",
+		"iosPkcs", "iosImportedPFX", "macOSPkcs", "macOSImportedPFX", "androidPkcs", "androidImportedPFX",
+		"androidForWorkPkcs", "androidForWorkImportedPFX", "androidWorkProfilePkcs", "androidWorkProfileScep",
+		"androidDeviceOwnerPkcs", "androidDeviceOwnerScep", "androidDeviceOwnerImportedPFX", "aospDeviceOwnerPkcs",
+		"aospDeviceOwnerScep", "windows10Pkcs", "windows10ImportedPFX", "windowsPhone81ImportedPFX"} {
+		forms = append(forms, stateForm{t, "microsoft.graph." + t + "CertificateProfile"})
 	}
-	s := start(t, baseConfig())
+	for _, t := range []string{"windows10Pkcs", "windows81SCEP", "windows10ImportedPFX", "windowsPhone81ImportedPFX"} {
+		forms = append(forms, stateForm{t, "microsoft.graph.windowsWifiEnterpriseEAPConfiguration/identityCertificateForClientAuthentication/microsoft.graph." + t + "CertificateProfile"})
+	}
+	// Seed 004 prints a double slash in its nested forms; Graph collapses it.
+	return append(forms, stateForm{"windowsPhone81SCEP",
+		"microsoft.graph.windowsPhone81VpnConfiguration/identityCertificate//microsoft.graph.windowsPhone81SCEPCertificateProfile"})
+}
+
+func TestManagedDeviceCertificateStatesUnderEveryRoutedURLForm(t *testing.T) {
+	cfg := baseConfig()
+	cfg.Limits.Disabled = true // 29 forms write more than one app's budget
+	s := start(t, cfg)
 	token := secretToken(t, s)
-	for i, f := range forms {
-		t.Run(f.profileType, func(t *testing.T) {
-			cfgID := fmt.Sprintf("c0ff0000-0000-0000-0000-00000000000%d", i)
+	for i, f := range stateForms() {
+		t.Run(fmt.Sprintf("%02d-%s", i, f.profileType), func(t *testing.T) {
+			cfgID := fmt.Sprintf("c0ff0000-0000-0000-0000-%012d", i)
 			base := "/beta/deviceManagement/deviceConfigurations/" + cfgID + "/" + f.segments + "/managedDeviceCertificateStates"
 			body := map[string]any{
 				"@odata.type": "#microsoft.graph.managedDeviceCertificateState", "devicePlatform": "androidForWork",
 				"certificateKeyUsage": "digitalSignature", "deviceDisplayName": "phone", "certificateKeyLength": 2048,
 				"certificateExpirationDateTime": "2027-01-01T00:00:00Z", "certificateThumbprint": thumb(i),
+				"certificateEnhancedKeyUsage": "clientAuth", "certificateIssuanceState": "issued", "certificateRevokeStatus": "none",
 			}
 			// Unknown configuration first.
 			r := call(t, s, token, http.MethodPost, base+"/", body)
 			expectStatus(t, r, http.StatusNotFound)
 
-			s.AddDeviceConfiguration(tenantID, cfgID, f.profileType)
+			profileID := cfgID
+			if strings.Contains(f.segments, "/") { // nested: the configuration uses a profile of its own id
+				profileID = fmt.Sprintf("b0ff0000-0000-0000-0000-%012d", i)
+				nesting := strings.TrimPrefix(strings.SplitN(f.segments, "/", 2)[0], "microsoft.graph.")
+				s.AddConfiguration(tenantID, graphsim.DeviceConfiguration{ID: cfgID, ProfileType: nesting, IdentityCertificateID: profileID})
+			}
+			s.AddDeviceConfiguration(tenantID, profileID, f.profileType)
 			r = call(t, s, token, http.MethodPost, base+"/", body)
 			expectStatus(t, r, http.StatusCreated)
 			id, _ := r.json(t)["id"].(string)
@@ -274,18 +297,17 @@ func TestManagedDeviceCertificateStatesUnderEverySeedURLForm(t *testing.T) {
 			}
 			r = call(t, s, token, http.MethodPatch, base+"/"+id, map[string]any{"deviceDisplayName": "tablet"})
 			expectStatus(t, r, http.StatusOK)
-			if got := r.json(t); got["deviceDisplayName"] != "tablet" || got["certificateThumbprint"] != thumb(i) {
+			if got := r.json(t); got["deviceDisplayName"] != "tablet" || got["certificateThumbprint"] != thumb(i) || got["certificateEnhancedKeyUsage"] != "clientAuth" {
 				t.Fatalf("patched %v", got)
 			}
-			r = call(t, s, token, http.MethodGet, base+"/"+id, nil)
-			expectStatus(t, r, http.StatusOK)
 			var rec *graphsim.ManagedDeviceCertificateState
 			for _, st := range s.ManagedDeviceCertificateStates(tenantID) {
 				if st.ID == id {
 					rec = &st
 				}
 			}
-			if rec == nil || rec.DeviceConfigurationID != cfgID || rec.ProfileType != f.profileType || rec.DeviceDisplayName != "tablet" {
+			// A nested form reaches the profile's own records.
+			if rec == nil || rec.DeviceConfigurationID != profileID || rec.ProfileType != f.profileType || rec.DeviceDisplayName != "tablet" {
 				t.Fatalf("stored %+v", rec)
 			}
 			expectStatus(t, call(t, s, token, http.MethodDelete, base+"/"+id, nil), http.StatusNoContent)
@@ -293,12 +315,29 @@ func TestManagedDeviceCertificateStatesUnderEverySeedURLForm(t *testing.T) {
 		})
 	}
 
-	// A configuration is reachable only through the URL form of its own profile type.
 	s.AddDeviceConfiguration(tenantID, "ios-profile", "iosScep")
-	r := call(t, s, token, http.MethodGet, "/beta/deviceManagement/deviceConfigurations/ios-profile/microsoft.graph.macOSScepCertificateProfile/managedDeviceCertificateStates", nil)
+	s.AddDeviceConfiguration(tenantID, "afw-profile", "androidForWorkScep")
+	root := "/beta/deviceManagement/deviceConfigurations/"
+	// A configuration is reachable only through the cast of its own profile type.
+	r := call(t, s, token, http.MethodGet, root+"ios-profile/microsoft.graph.macOSScepCertificateProfile/managedDeviceCertificateStates", nil)
 	expectStatus(t, r, http.StatusNotFound)
-	r = call(t, s, token, http.MethodPost, "/beta/deviceManagement/deviceConfigurations/ios-profile/microsoft.graph.iosScepCertificateProfile/managedDeviceCertificateStates",
+	r = call(t, s, token, http.MethodPost, root+"ios-profile/microsoft.graph.iosScepCertificateProfile/managedDeviceCertificateStates",
 		map[string]any{"devicePlatform": "blackberry"})
+	expectStatus(t, r, http.StatusBadRequest)
+	// Properties today's type lacks are refused, as a closed OData type does.
+	for _, gone := range []string{"serverUrl", "enhancedKeyUsage"} {
+		r = call(t, s, token, http.MethodPost, root+"ios-profile/microsoft.graph.iosScepCertificateProfile/managedDeviceCertificateStates",
+			map[string]any{gone: "x"})
+		expectStatus(t, r, http.StatusBadRequest)
+	}
+	// Seed 004's androidForWork form has no cast after the id: the service cannot route it.
+	r = call(t, s, token, http.MethodGet, root+"afw-profile/identityCertificate//microsoft.graph.androidForWorkScepCertificateProfile/managedDeviceCertificateStates", nil)
+	expectStatus(t, r, http.StatusBadRequest)
+	if msg := r.json(t)["error"].(map[string]any)["message"]; msg != "Resource not found for the segment 'identityCertificate'." {
+		t.Errorf("message %q", msg)
+	}
+	// An unknown cast does not route either.
+	r = call(t, s, token, http.MethodGet, root+"ios-profile/microsoft.graph.fooCertificateProfile/managedDeviceCertificateStates", nil)
 	expectStatus(t, r, http.StatusBadRequest)
 }
 
@@ -348,7 +387,7 @@ func TestPfxRecryptionRequests(t *testing.T) {
 
 	body["deviceId"] = "not-a-guid"
 	expectStatus(t, call(t, s, token, http.MethodPost, "/beta/pfxRecryptionRequests", body), http.StatusBadRequest)
-	expectStatus(t, call(t, s, token, http.MethodPatch, "/beta/pfxRecryptionRequests/"+id, body), http.StatusBadRequest)
+	expectStatus(t, call(t, s, token, http.MethodPatch, "/beta/pfxRecryptionRequests/"+id, body), http.StatusNotFound)
 }
 
 func TestPfxUserCertificates(t *testing.T) {

@@ -5,6 +5,7 @@
 package graphsim
 
 import (
+	"bytes"
 	cryptorand "crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -81,12 +82,15 @@ type User struct {
 	DisplayName       string `json:"displayName,omitempty"`
 }
 
-// DeviceConfiguration is an Intune certificate profile that managedDeviceCertificateStates hang off.
-// ProfileType is one of iosScep, macOSScep, androidScep, windows81SCEP, androidForWorkScep,
-// windowsPhone81SCEP (the OData type name "microsoft.graph.iosScepCertificateProfile" is accepted too).
+// DeviceConfiguration is an Intune certificate profile that managedDeviceCertificateStates hang off
+// (ProfileType e.g. iosScep, windows10Pkcs; the OData type name "microsoft.graph.iosScepCertificateProfile"
+// is accepted too), or a configuration that uses one (ProfileType windowsWifiEnterpriseEAPConfiguration
+// or windowsPhone81VpnConfiguration, IdentityCertificateID the profile's id), through which the nested
+// URL forms reach that profile's states.
 type DeviceConfiguration struct {
-	ID          string `json:"id"`
-	ProfileType string `json:"profileType"`
+	ID                    string `json:"id"`
+	ProfileType           string `json:"profileType"`
+	IdentityCertificateID string `json:"identityCertificateId,omitempty"`
 }
 
 // Limits are the throttling token buckets. Zero fields take Intune's published values.
@@ -109,12 +113,56 @@ type Faults struct {
 	DropRate     float64       `json:"dropRate,omitempty"`     // fraction of connections closed without a response
 	Script       []int         `json:"script,omitempty"`       // statuses answered to the next len(Script) Graph requests
 	// DeleteLinger imitates the known service bug: a deleted userPfxCertificate keeps being listed
-	// (list only, GET by id is 404) for this long after the 204.
+	// (list only, GET by id is 404) for this long after the 204. It is the older, userPfxCertificates-only
+	// form of DeleteListLag (below); the longer of the two applies to them.
 	DeleteLinger time.Duration `json:"deleteLinger,omitempty"`
 	// RedirectTo is where a 3xx status of Script sends the request: RedirectTo + the request's path and
 	// query (a hostile or misconfigured front end; the operator must follow no redirect).
 	RedirectTo string `json:"redirectTo,omitempty"`
+
+	// Act-then-fail faults hit writes (POST, PATCH, DELETE on every Intune collection): the write takes
+	// effect (the record is created, updated or deleted, and saved), THEN its answer is replaced by a
+	// Graph error or the connection is closed without an answer, as when a gateway times out after the
+	// service acted. Only answers below 400 are replaced: a write that failed anyway (404, 409, 400...)
+	// keeps its own answer. The journal keeps the replaced status in Entry.ActedStatus.
+	//
+	// ActThenFailRate is the fraction of writes answered ActThenFailStatus (default 504) after acting.
+	ActThenFailRate   float64 `json:"actThenFailRate,omitempty"`
+	ActThenFailStatus int     `json:"actThenFailStatus,omitempty"`
+	// ActThenDropRate is the fraction of writes whose connection is closed after acting.
+	ActThenDropRate float64 `json:"actThenDropRate,omitempty"`
+	// ActThenFailScript scripts the next writes that act: each write whose answer would be below 400
+	// takes the next entry, a status (e.g. 500, 504) that replaces its answer, DropConnection (-1) to
+	// close the connection, or 0 to answer normally. Writes answered 400 or above take no entry.
+	// Script (before any effect) is consumed first; a write it faults takes no entry either.
+	ActThenFailScript []int `json:"actThenFailScript,omitempty"`
+
+	// CreateListLag and DeleteListLag imitate eventual consistency, for every kind: a created record is
+	// missing from list answers (GET of the collection, with or without $filter) until CreateListLag has
+	// passed, and a deleted one keeps being listed for DeleteListLag after the deletion. GET by id is
+	// exact at once: 200 right after the create, 404 right after the delete. Both use Config.Now.
+	CreateListLag time.Duration `json:"createListLag,omitempty"`
+	DeleteListLag time.Duration `json:"deleteListLag,omitempty"`
+
+	// PatchNoContent answers every successful PATCH 204 with an empty body (common Intune behaviour,
+	// although the pages say 200 with the entity).
+	PatchNoContent bool `json:"patchNoContent,omitempty"`
+	// RecryptionCreateWithoutID answers POST /pfxRecryptionRequests 201 without an id property (the
+	// resource page documents none, nor does seed 002's example). The record still has an id for GET,
+	// LIST ($filter on userId, deviceId, profileId, thumbprint) and DELETE.
+	RecryptionCreateWithoutID bool `json:"recryptionCreateWithoutId,omitempty"`
+	// PascalCaseEnums answers enum values (intendedPurpose, paddingScheme, devicePlatform,
+	// certificateKeyUsage) with their PascalCase member names ("SmimeEncryption", "OaepSha512"), as
+	// Microsoft's import tool writes them. Requests are accepted in either form whatever this says.
+	PascalCaseEnums bool `json:"pascalCaseEnums,omitempty"`
+
+	// Seed, when not 0, reseeds the fault RNG (not the id RNG) whenever these faults are set, so that a
+	// test ties the random faults to its own seed; 0 keeps the RNG where it is (Config.Seed at start).
+	Seed int64 `json:"seed,omitempty"`
 }
+
+// DropConnection in Faults.ActThenFailScript closes the connection (after the write acted).
+const DropConnection = -1
 
 // Entry is one journaled request. Status 0 means the connection was dropped without an answer.
 //
@@ -122,13 +170,19 @@ type Faults struct {
 // pointing the operator at an emulator posing as an attacker's host asserts from them that nothing was
 // handed over, whatever the path (unknown paths are journaled with their 404 like any other request).
 type Entry struct {
-	Time       time.Time     `json:"time"`
+	Time time.Time `json:"time"` // arrival
+	// Answered is when the handler had written the whole answer (net/http sends it as the handler returns),
+	// or the connection was closed: a request may wait on graphsim's lock (state saves) between the two.
+	Answered   time.Time     `json:"answered,omitempty"`
 	Method     string        `json:"method"`
 	Path       string        `json:"path"` // path+query as received, credential values in the query REDACTED
 	Status     int           `json:"status"`
 	TenantID   string        `json:"tenantId,omitempty"`
 	ClientID   string        `json:"clientId,omitempty"`
 	RetryAfter time.Duration `json:"retryAfter,omitempty"`
+	// ActedStatus is the status a write's own answer had when an act-then-fail fault replaced it (the
+	// write took effect; Status is then the injected error, or 0 for a dropped connection).
+	ActedStatus int `json:"actedStatus,omitempty"`
 
 	Authorization   bool `json:"authorization,omitempty"`   // an Authorization header (bearer token, basic auth...)
 	ClientSecret    bool `json:"clientSecret,omitempty"`    // a non-empty client_secret (form, query or basic auth)
@@ -159,6 +213,7 @@ type Server struct {
 	tenants       map[string]*tenantState
 	faults        Faults
 	script        []int // what is left of faults.Script
+	actScript     []int // what is left of faults.ActThenFailScript
 	idSrc         *rand.PCG
 	faultSrc      *rand.PCG
 	idRNG         *rand.Rand
@@ -295,8 +350,23 @@ func (s *Server) setFaultsLocked(f Faults) {
 	if f.RetryAfter <= 0 {
 		f.RetryAfter = time.Second
 	}
+	if f.ActThenFailStatus == 0 {
+		f.ActThenFailStatus = http.StatusGatewayTimeout
+	}
+	if f.Seed != 0 {
+		s.faultSrc.Seed(uint64(f.Seed), 2)
+	}
 	s.faults = f
 	s.script = append([]int(nil), f.Script...)
+	s.actScript = append([]int(nil), f.ActThenFailScript...)
+}
+
+// ActThenFailNext appends to what is left of Faults.ActThenFailScript, leaving the other faults as
+// they are: ActThenFailNext(504) makes the next write that acts answer 504 after taking effect.
+func (s *Server) ActThenFailNext(statuses ...int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.actScript = append(s.actScript, statuses...)
 }
 
 // Journal returns every request so far, in order (admin /_sim/ requests are not journaled).
@@ -334,8 +404,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// aborts the answer).
 	returned := false
 	defer func() {
+		entry.Answered = s.now()
 		entry.Status, entry.TenantID, entry.ClientID = tw.status, tw.tenantID, tw.clientID
 		entry.RetryAfter = retryAfterOf(tw.Header())
+		entry.ActedStatus = tw.actedStatus
 		if tw.hijacked || !returned {
 			entry.Status = 0
 		} else if entry.Status == 0 {
@@ -353,15 +425,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	returned = true
 }
 
-// trackedWriter remembers what was sent, and who asked, for the journal.
+// trackedWriter remembers what was sent, and who asked, for the journal. While hold is set it keeps
+// the handler's answer (status and body; headers go to the real header map) instead of sending it, so
+// that an act-then-fail fault can replace it after the handler acted (faults.go).
 type trackedWriter struct {
 	http.ResponseWriter
 	status             int
 	hijacked           bool
 	tenantID, clientID string
+	actedStatus        int // the held answer's status when a fault replaced it
+
+	hold       bool
+	heldStatus int
+	heldBody   bytes.Buffer
 }
 
 func (w *trackedWriter) WriteHeader(code int) {
+	if w.hold {
+		if w.heldStatus == 0 {
+			w.heldStatus = code
+		}
+		return
+	}
 	if w.status == 0 {
 		w.status = code
 	}
@@ -369,10 +454,26 @@ func (w *trackedWriter) WriteHeader(code int) {
 }
 
 func (w *trackedWriter) Write(b []byte) (int, error) {
+	if w.hold {
+		if w.heldStatus == 0 {
+			w.heldStatus = http.StatusOK
+		}
+		return w.heldBody.Write(b)
+	}
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// release sends the held answer as it is.
+func (w *trackedWriter) release() {
+	w.hold = false
+	if w.heldStatus == 0 {
+		return // the handler wrote nothing: net/http answers 200
+	}
+	w.WriteHeader(w.heldStatus)
+	_, _ = w.Write(w.heldBody.Bytes())
 }
 
 // Unwrap lets http.ResponseController reach Hijack on the real writer.

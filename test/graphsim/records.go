@@ -27,20 +27,31 @@ type UserPFXCertificate struct {
 // ManagedDeviceCertificateState is a stored managedDeviceCertificateStates record (seed 004's
 // properties) plus where it lives.
 type ManagedDeviceCertificateState struct {
-	ID                                 string    `json:"id"`
-	DevicePlatform                     string    `json:"devicePlatform"`
-	CertificateKeyUsage                string    `json:"certificateKeyUsage"`
-	CertificateProfileDisplayName      string    `json:"certificateProfileDisplayName"`
-	DeviceDisplayName                  string    `json:"deviceDisplayName"`
-	UserDisplayName                    string    `json:"userDisplayName"`
-	ServerURL                          string    `json:"serverUrl"`
-	CertificateExpirationDateTime      time.Time `json:"certificateExpirationDateTime"`
-	LastCertificateStateChangeDateTime time.Time `json:"lastCertificateStateChangeDateTime"`
-	CertificateIssuer                  string    `json:"certificateIssuer"`
-	CertificateThumbprint              string    `json:"certificateThumbprint"`
-	CertificateSerialNumber            string    `json:"certificateSerialNumber"`
-	CertificateKeyLength               int32     `json:"certificateKeyLength"`
-	EnhancedKeyUsage                   string    `json:"enhancedKeyUsage"`
+	ID                                            string    `json:"id"`
+	DevicePlatform                                string    `json:"devicePlatform"`
+	CertificateKeyUsage                           string    `json:"certificateKeyUsage"`
+	CertificateValidityPeriodUnits                string    `json:"certificateValidityPeriodUnits"`
+	CertificateIssuanceState                      string    `json:"certificateIssuanceState"`
+	CertificateKeyStorageProvider                 string    `json:"certificateKeyStorageProvider"`
+	CertificateSubjectNameFormat                  string    `json:"certificateSubjectNameFormat"`
+	CertificateSubjectAlternativeNameFormat       string    `json:"certificateSubjectAlternativeNameFormat"`
+	CertificateRevokeStatus                       string    `json:"certificateRevokeStatus"`
+	CertificateProfileDisplayName                 string    `json:"certificateProfileDisplayName"`
+	DeviceDisplayName                             string    `json:"deviceDisplayName"`
+	UserDisplayName                               string    `json:"userDisplayName"`
+	CertificateExpirationDateTime                 time.Time `json:"certificateExpirationDateTime"`
+	CertificateLastIssuanceStateChangedDateTime   time.Time `json:"certificateLastIssuanceStateChangedDateTime"`
+	LastCertificateStateChangeDateTime            time.Time `json:"lastCertificateStateChangeDateTime"`
+	CertificateIssuer                             string    `json:"certificateIssuer"`
+	CertificateThumbprint                         string    `json:"certificateThumbprint"`
+	CertificateSerialNumber                       string    `json:"certificateSerialNumber"`
+	CertificateKeyLength                          int32     `json:"certificateKeyLength"`
+	CertificateEnhancedKeyUsage                   string    `json:"certificateEnhancedKeyUsage"`
+	CertificateValidityPeriod                     int32     `json:"certificateValidityPeriod"`
+	CertificateSubjectNameFormatString            string    `json:"certificateSubjectNameFormatString"`
+	CertificateSubjectAlternativeNameFormatString string    `json:"certificateSubjectAlternativeNameFormatString"`
+	CertificateIssuanceDateTime                   time.Time `json:"certificateIssuanceDateTime"`
+	CertificateErrorCode                          int32     `json:"certificateErrorCode"`
 
 	// Not Graph properties: the owning device configuration and its profile type (e.g. iosScep).
 	DeviceConfigurationID string `json:"deviceConfigurationId,omitempty"`
@@ -91,17 +102,101 @@ type PfxUserCertificate struct {
 type tenantState struct {
 	cfg        Tenant
 	userPfx    map[string]*UserPFXCertificate
-	lingering  []lingeringRecord
 	configs    map[string]DeviceConfiguration // profile type canonical
 	states     map[string]*ManagedDeviceCertificateState
 	recryption map[string]*PfxRecryptionRequest
 	pfxUser    map[string]*PfxUserCertificate
+
+	// For list answers only (Faults.CreateListLag, DeleteListLag, DeleteLinger); not in the state file,
+	// so a restarted emulator lists exactly what it holds.
+	created    map[string]time.Time // kind+"/"+key(id) -> when a Graph POST created it
+	tombstones []tombstone          // deleted records, by deletion time
 }
 
-// lingeringRecord is a deleted userPfxCertificate that is still listed (Faults.DeleteLinger).
-type lingeringRecord struct {
-	rec   UserPFXCertificate
-	until time.Time
+// Record kinds, as the list-consistency bookkeeping names them.
+const (
+	kindUserPfx    = "userPfxCertificates"
+	kindStates     = "managedDeviceCertificateStates"
+	kindRecryption = "pfxRecryptionRequests"
+	kindPfxUser    = "pfxUserCertificates"
+)
+
+// tombstone is a deleted record that list answers may still show.
+type tombstone struct {
+	kind, id string // id lower-cased
+	rec      any    // the record as it was (a value of the kind's type)
+	at       time.Time
+}
+
+// noteCreated records a create for CreateListLag; s.mu must be held.
+func (s *Server) noteCreated(ts *tenantState, kind, id string) {
+	if s.faults.CreateListLag > 0 {
+		ts.created[kind+"/"+key(id)] = s.now()
+	}
+}
+
+// noteDeleted keeps a tombstone of a deleted record for DeleteListLag; s.mu must be held.
+func (s *Server) noteDeleted(ts *tenantState, kind, id string, rec any) {
+	delete(ts.created, kind+"/"+key(id))
+	if s.deleteListLag(kind) > 0 {
+		ts.tombstones = append(ts.tombstones, tombstone{kind: kind, id: key(id), rec: rec, at: s.now()})
+	}
+}
+
+func (s *Server) deleteListLag(kind string) time.Duration {
+	lag := s.faults.DeleteListLag
+	if kind == kindUserPfx {
+		lag = max(lag, s.faults.DeleteLinger)
+	}
+	return lag
+}
+
+// listView is what a list of kind shows now, ordered by id: the live records except those created
+// less than CreateListLag ago, plus the records deleted less than DeleteListLag ago (unless a record
+// with that id lives again). s.mu must be held.
+func listView[T any](s *Server, ts *tenantState, kind string, live map[string]*T) []T {
+	now := s.now()
+	createLag := s.faults.CreateListLag
+	deleteLag := s.deleteListLag(kind)
+	keys := make([]string, 0, len(live))
+	for k := range live {
+		if at, ok := ts.created[kind+"/"+k]; ok {
+			if createLag > 0 && now.Before(at.Add(createLag)) {
+				continue
+			}
+			delete(ts.created, kind+"/"+k) // settled
+		}
+		keys = append(keys, k)
+	}
+	lingering := map[string]T{}
+	maxLag := max(s.faults.DeleteListLag, s.faults.DeleteLinger)
+	kept := ts.tombstones[:0]
+	for _, t := range ts.tombstones {
+		if !now.Before(t.at.Add(maxLag)) {
+			continue // settled for every kind
+		}
+		kept = append(kept, t)
+		if t.kind != kind || !now.Before(t.at.Add(deleteLag)) || live[t.id] != nil {
+			continue
+		}
+		if rec, ok := t.rec.(T); ok {
+			if _, dup := lingering[t.id]; !dup {
+				keys = append(keys, t.id)
+			}
+			lingering[t.id] = rec // the latest deletion of that id
+		}
+	}
+	ts.tombstones = kept
+	sort.Strings(keys)
+	out := make([]T, 0, len(keys))
+	for _, k := range keys {
+		if rec := live[k]; rec != nil {
+			out = append(out, *rec)
+		} else {
+			out = append(out, lingering[k])
+		}
+	}
+	return out
 }
 
 func newTenantState(t Tenant) *tenantState {
@@ -112,6 +207,7 @@ func newTenantState(t Tenant) *tenantState {
 		states:     map[string]*ManagedDeviceCertificateState{},
 		recryption: map[string]*PfxRecryptionRequest{},
 		pfxUser:    map[string]*PfxUserCertificate{},
+		created:    map[string]time.Time{},
 	}
 	for _, dc := range t.DeviceConfigurations {
 		ts.addConfig(dc)
@@ -180,6 +276,7 @@ func (s *Server) DeleteUserPFXCertificate(tenantID, id string) bool {
 	if ts == nil || ts.userPfx[key(id)] == nil {
 		return false
 	}
+	s.noteDeleted(ts, kindUserPfx, id, *ts.userPfx[key(id)])
 	delete(ts.userPfx, key(id))
 	_ = s.saveStateLocked() // a failing state file shows on the next Graph write
 	return true
@@ -215,8 +312,8 @@ func (s *Server) PfxUserCertificates(tenantID string) []PfxUserCertificate {
 	return nil
 }
 
-// PutPfxUserCertificate seeds (or replaces) a record, since Graph has no POST for it. An empty ID
-// gets a GUID from the seeded RNG. Unknown tenants are ignored.
+// PutPfxUserCertificate seeds (or replaces) a record with a chosen id (Graph's POST assigns one). An
+// empty ID gets a GUID from the seeded RNG. Unknown tenants are ignored.
 func (s *Server) PutPfxUserCertificate(tenantID string, rec PfxUserCertificate) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -234,10 +331,16 @@ func (s *Server) PutPfxUserCertificate(tenantID string, rec PfxUserCertificate) 
 // AddDeviceConfiguration creates the Intune certificate profile id (of profileType, e.g. "iosScep")
 // under which managedDeviceCertificateStates may be written. Unknown tenants are ignored.
 func (s *Server) AddDeviceConfiguration(tenantID, id, profileType string) {
+	s.AddConfiguration(tenantID, DeviceConfiguration{ID: id, ProfileType: profileType})
+}
+
+// AddConfiguration creates a device configuration: a certificate profile, or a Wi-Fi / VPN configuration
+// that uses one. Unknown tenants are ignored.
+func (s *Server) AddConfiguration(tenantID string, dc DeviceConfiguration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ts := s.tenant(tenantID); ts != nil {
-		ts.addConfig(DeviceConfiguration{ID: id, ProfileType: profileType})
+		ts.addConfig(dc)
 		_ = s.saveStateLocked() // a failing state file shows on the next Graph write
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"sort"
 	"strings"
 )
 
@@ -68,21 +67,8 @@ func (c *call) userPfx(rest []string) {
 
 func (c *call) listUserPfx() {
 	c.s.mu.Lock()
-	items := sortedValues(c.t.userPfx)
-	now := c.s.now()
-	kept := c.t.lingering[:0]
-	for _, l := range c.t.lingering {
-		if !now.Before(l.until) {
-			continue
-		}
-		kept = append(kept, l)
-		if c.t.userPfx[key(l.rec.ID)] == nil { // re-created since: list the live one only
-			items = append(items, l.rec)
-		}
-	}
-	c.t.lingering = kept
+	items := listView(c.s, c.t, kindUserPfx, c.t.userPfx)
 	c.s.mu.Unlock()
-	sort.Slice(items, func(i, j int) bool { return key(items[i].ID) < key(items[j].ID) })
 
 	items, ok := filterItems(c, items, userPfxProp)
 	if !ok {
@@ -138,6 +124,7 @@ func (c *call) createUserPfx() {
 	var err error
 	if !exists {
 		c.t.userPfx[key(rec.ID)] = &rec
+		c.s.noteCreated(c.t, kindUserPfx, rec.ID)
 		err = c.s.saveStateLocked()
 	}
 	c.s.mu.Unlock()
@@ -192,7 +179,7 @@ func (c *call) updateUserPfx(id string) {
 	case err != nil:
 		c.graphError(http.StatusInternalServerError, "InternalServerError", "The record could not be persisted.")
 	default:
-		c.entity(http.StatusOK, userPfxType, userPfxContext, rec.masked())
+		c.updated(userPfxType, userPfxContext, rec.masked())
 	}
 }
 
@@ -202,9 +189,7 @@ func (c *call) deleteUserPfx(id string) {
 	var err error
 	if rec != nil {
 		delete(c.t.userPfx, key(id))
-		if linger := c.s.faults.DeleteLinger; linger > 0 {
-			c.t.lingering = append(c.t.lingering, lingeringRecord{rec: *rec, until: c.s.now().Add(linger)})
-		}
+		c.s.noteDeleted(c.t, kindUserPfx, id, *rec)
 		err = c.s.saveStateLocked()
 	}
 	c.s.mu.Unlock()
@@ -226,6 +211,8 @@ func (c *call) validUserPfx(rec *UserPFXCertificate) bool {
 	if rec.PaddingScheme == "" {
 		rec.PaddingScheme = paddingSchemes[0]
 	}
+	rec.IntendedPurpose = canonicalEnum(intendedPurposes, rec.IntendedPurpose)
+	rec.PaddingScheme = canonicalEnum(paddingSchemes, rec.PaddingScheme)
 	var problem string
 	switch {
 	case !contains(intendedPurposes, rec.IntendedPurpose):

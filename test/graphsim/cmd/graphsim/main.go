@@ -22,7 +22,11 @@ func main() {
 func run() error {
 	addr := flag.String("addr", "", "listen address (default 127.0.0.1:0, or the config file's addr)")
 	caFile := flag.String("ca-file", "", "write the emulator's CA certificate (PEM) to this file")
-	configFile := flag.String("config", "", "JSON or YAML file with tenants, apps, users, limits, faults, pageSize, connectorKeyFile and oidcIssuerCAFile")
+	configFile := flag.String("config", "", "JSON or YAML file with tenants, apps, users, limits, faults, pageSize, connectorKeyFile and oidcIssuerCAFile. "+
+		"faults (all off by default; also set at run time with POST /_sim/faults): latency, errorRate, errorStatus, throttleRate, retryAfter, dropRate, script, redirectTo (before any effect); "+
+		"actThenFailRate, actThenFailStatus (default 504), actThenDropRate, actThenFailScript (a write takes effect, then is answered an error or its connection closed); "+
+		"createListLag, deleteListLag, deleteLinger (lists lag behind creates and deletes); patchNoContent (PATCH answers 204); "+
+		"recryptionCreateWithoutId (POST /pfxRecryptionRequests answers without id); pascalCaseEnums (enums answered as \"SmimeEncryption\"); seed (reseeds the random fault choice)")
 	stateFile := flag.String("state-file", "", "persist records here so a restarted emulator keeps them")
 	seed := flag.Int64("seed", 0, "seed for ids and fault choice (overrides the config file's seed when set)")
 	issuerCAFile := flag.String("oidc-issuer-ca-file", "", "PEM CA bundle trusted besides the system's when fetching OIDC issuers' keys for federated credentials (overrides the config file's oidcIssuerCAFile)")
