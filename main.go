@@ -40,6 +40,7 @@ func main() {
 		maxConcurrent     int
 		resyncPeriod      time.Duration
 		createSettle      time.Duration
+		passTimeout       time.Duration
 		kubeAPIQPS        float64
 		kubeAPIBurst      int
 		allowAmbient      bool
@@ -56,6 +57,8 @@ func main() {
 	flag.DurationVar(&resyncPeriod, "resync-period", time.Hour, "How often a resource in sync is compared with Intune again (jittered).")
 	flag.DurationVar(&createSettle, "create-settle-time", controller.DefaultCreateSettle,
 		"How long a create whose answer was lost (or carried no id) is looked for in Intune's lists, which show new records late, before the record is created again.")
+	flag.DurationVar(&passTimeout, "reconcile-timeout", controller.DefaultPassTimeout,
+		"The longest one reconcile pass may take (paging, backing off); a pass that runs out starts over.")
 	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
 	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
 	flag.BoolVar(&allowAmbient, "allow-namespaced-ambient-credentials", false,
@@ -116,6 +119,7 @@ func main() {
 		OperatorNamespace:       operatorNamespace,
 		ResyncPeriod:            resyncPeriod,
 		CreateSettle:            createSettle,
+		PassTimeout:             passTimeout,
 		MaxConcurrentReconciles: maxConcurrent,
 		ConnectionPolicy: connection.Policy{
 			AllowNamespacedAmbientCredentials: allowAmbient, AllowedEndpointHosts: endpointHosts,

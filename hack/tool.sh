@@ -7,17 +7,20 @@
 #   hack/tool.sh promtool    github.com/prometheus/prometheus/cmd/promtool   (promtool test rules)
 #   hack/tool.sh kustomize   sigs.k8s.io/kustomize/kustomize/v5              (make deploy)
 #   hack/tool.sh govulncheck golang.org/x/vuln/cmd/govulncheck               (make vulncheck)
+#   hack/tool.sh golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint (make lint)
 #
-# Versions: HELM_VERSION, PROMTOOL_VERSION, KUSTOMIZE_VERSION, GOVULNCHECK_VERSION override the pins below.
+# Versions: HELM_VERSION, PROMTOOL_VERSION, KUSTOMIZE_VERSION, GOVULNCHECK_VERSION, GOLANGCI_LINT_VERSION
+# override the pins below.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-name=${1:?usage: hack/tool.sh helm|promtool|kustomize|govulncheck}
+name=${1:?usage: hack/tool.sh helm|promtool|kustomize|govulncheck|golangci-lint}
 case $name in
   helm)      module=helm.sh/helm/v3;                 pkg=helm.sh/helm/v3/cmd/helm;                      version=${HELM_VERSION:-v3.22.0} ;;
   promtool)  module=github.com/prometheus/prometheus; pkg=github.com/prometheus/prometheus/cmd/promtool; version=${PROMTOOL_VERSION:-v0.316.0} ;;
   kustomize) module=sigs.k8s.io/kustomize/kustomize/v5; pkg=sigs.k8s.io/kustomize/kustomize/v5;         version=${KUSTOMIZE_VERSION:-v5.7.1} ;;
   govulncheck) module=golang.org/x/vuln;             pkg=golang.org/x/vuln/cmd/govulncheck;              version=${GOVULNCHECK_VERSION:-v1.9.0} ;;
+  golangci-lint) module=github.com/golangci/golangci-lint/v2; pkg=github.com/golangci/golangci-lint/v2/cmd/golangci-lint; version=${GOLANGCI_LINT_VERSION:-v2.15.0} ;;
   *) echo "hack/tool.sh: unknown tool $name" >&2; exit 2 ;;
 esac
 dest="$root/bin/$name-$version"

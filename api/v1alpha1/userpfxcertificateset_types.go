@@ -89,14 +89,17 @@ type UserPfxCertificateSetSpec struct {
 // UserPfxCertificateSetStatus counts the children and says whether all are Ready.
 type UserPfxCertificateSetStatus struct {
 	// selected is how many sources the selector selects (and so how many children the set has).
+	// +kubebuilder:default=0
 	// +optional
 	Selected int32 `json:"selected"`
 
 	// ready is how many children are Ready.
+	// +kubebuilder:default=0
 	// +optional
 	Ready int32 `json:"ready"`
 
 	// failed is how many children are Ready=False for a reason that needs a fix (Argo CD: Degraded).
+	// +kubebuilder:default=0
 	// +optional
 	Failed int32 `json:"failed"`
 

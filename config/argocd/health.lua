@@ -33,6 +33,8 @@ local terminal = {
   EndpointNotAllowed = true,
   AccessDenied = true,
   RecordClaimed = true,
+  -- A UserPfxCertificateSet with children failing for one of the reasons above.
+  ChildrenFailed = true,
 }
 
 local function messageOf(condition)

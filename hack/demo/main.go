@@ -1,7 +1,8 @@
 // Command demo runs the operator's main job on its embedded default: a local control plane, graphsim (the
 // Graph emulator) as its own process, and the operator binary signing in to graphsim with the real
 // azidentity client-secret flow (and the namespaced GraphConnection sample as its own ServiceAccount). It
-// applies config/samples, waits until every sample is Ready, renews alice's S/MIME certificate (Intune keeps
+// applies config/samples, waits until every sample is Ready (a UserPfxCertificateSet imports three users'
+// certificates), renews alice's S/MIME certificate (Intune keeps
 // the previous record) and has the API refuse a padding Intune no longer accepts, shows a namespace owner's
 // attempt to borrow the operator's identity refused, prints what Kubernetes and "Intune" now hold, and runs
 // until Ctrl-C (or exits at once with --once / DEMO_ONCE=1).
@@ -65,6 +66,14 @@ func run(dir string, once bool) error {
 	}
 	step("kubectl get certops -A")
 	fmt.Print(out)
+
+	step("A UserPfxCertificateSet imported three users' S/MIME certificates: one UserPfxCertificate per labelled Secret, owned by the set")
+	for _, args := range [][]string{{"get", "upfxset", "-n", "default"}, {"get", "upfx", "-n", "default", "-l", "intune.certops.dev/set=staff-smime"}} {
+		if out, err = s.KubectlRun(ctx, args...); err != nil {
+			return err
+		}
+		fmt.Print(out)
+	}
 
 	step("Alice's S/MIME certificate is renewed: Intune keeps the previous record, which her devices need to read older mail")
 	if err := renewAlice(ctx, s); err != nil {

@@ -65,14 +65,18 @@ func (r *ManagedDeviceCertificateStateReconciler) reconcileNormal(ctx context.Co
 	if err != nil {
 		return r.fail(ctx, obj, err)
 	}
+	memo, _ := r.Resync.memoOf(obj.UID)
 	if obj.Status.ID != "" && obj.Status.SourceHash == want.hash {
-		if wait, skip := r.skipUntilResync(obj, obj.Status.LastSyncTime, now); skip {
+		if wait, skip := r.skipUntilResync(obj, memo.lastChecked(obj.Status.LastSyncTime), now); skip {
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
 	}
-	record, action, err := r.sync(ctx, obj, want)
-	if err != nil {
-		return r.fail(ctx, obj, err)
+	// The drift check from the profile's listing when it shows the record as wanted, else as before.
+	record, action := r.listedAsWanted(ctx, obj, want), ""
+	if record == nil {
+		if record, action, err = r.sync(ctx, obj, want); err != nil {
+			return r.fail(ctx, obj, err)
+		}
 	}
 
 	st := &obj.Status
@@ -84,8 +88,15 @@ func (r *ManagedDeviceCertificateStateReconciler) reconcileNormal(ctx context.Co
 		st.LastCertificateStateChangeDateTime = timePtr(*t)
 	}
 	st.SourceHash = want.hash
-	st.LastSyncTime = &metav1.Time{Time: now}
-	r.succeed(obj, action, record.ID)
+	// A check that found Intune as wanted moves lastSyncTime only when it is stale (resync.go); the schedule
+	// goes by the check remembered in memory.
+	if action != "" || syncTimeStale(st.LastSyncTime, r.ResyncPeriod, now) {
+		st.LastSyncTime = &metav1.Time{Time: now}
+	}
+	r.succeed(ctx, obj, action, record.ID)
+	if r.Resync != nil {
+		r.Resync.memo.put(obj.UID, memoEntry{checked: now.UnixNano()})
+	}
 	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
 }
 
@@ -372,6 +383,7 @@ func certificateProfile(spec *intunev1alpha1.ManagedDeviceCertificateStateSpec) 
 }
 
 func (r *ManagedDeviceCertificateStateReconciler) reconcileDelete(ctx context.Context, obj *intunev1alpha1.ManagedDeviceCertificateState) (ctrl.Result, error) {
+	r.Resync.forget(obj.UID)
 	profile := certificateProfile(&obj.Spec)
 	return r.finalize(ctx, obj, deletion{
 		policy:        obj.Spec.DeletionPolicy,

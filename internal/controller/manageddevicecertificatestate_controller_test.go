@@ -127,17 +127,21 @@ func TestDeviceStateCreatesFromTheCertificateSecretAndKeepsItInSync(t *testing.T
 	}
 	h.waitEvent(obj, kindManagedDeviceCertificateState, "Created")
 
-	// Resyncs of a record in sync read it and write nothing.
+	// Resyncs of a record in sync read the profile's listing (once per period for all its resources), not
+	// the record, and write nothing.
 	id := obj.Status.ID
 	mark = h.journalMark()
 	h.eventually("two resyncs", func() error {
-		if n := strings.Count(strings.Join(h.graphCalls(mark), "\n"), "GET "+statesPath(profile)+"/"+id+" 200"); n < 2 {
-			return fmt.Errorf("%d resync reads so far", n)
+		if n := strings.Count(strings.Join(h.graphCalls(mark), "\n"), "GET "+statesPath(profile)+" 200"); n < 2 {
+			return fmt.Errorf("%d listings so far", n)
 		}
 		return nil
 	})
 	if n := h.graphWrites(mark); n != 0 {
 		t.Fatalf("%d writes during steady state: %v", n, h.graphCalls(mark))
+	}
+	if n := strings.Count(strings.Join(h.graphCalls(mark), "\n"), "GET "+statesPath(profile)+"/"); n != 0 {
+		t.Fatalf("%d reads of the record itself while the listing shows it as wanted: %v", n, h.graphCalls(mark))
 	}
 
 	// Deleted in Intune: recreated, once.

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -67,6 +68,9 @@ func classify(err error) failure {
 		return failure{reason: string(pfxErr.Reason), message: pfxErr.Message, terminal: true, retryAfter: retryTerminal}
 	case errors.As(err, &graphErr):
 		return classifyGraph(graphErr)
+	case errors.Is(err, context.DeadlineExceeded):
+		return failure{reason: intunev1alpha1.ReasonGraphError,
+			message: "the pass took longer than --reconcile-timeout allows and was stopped; it starts over"}
 	default:
 		return failure{reason: intunev1alpha1.ReasonGraphError, message: err.Error()}
 	}

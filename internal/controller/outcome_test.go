@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -72,5 +73,13 @@ func TestClassifyConditionErrors(t *testing.T) {
 	claimed := classify(&conditionError{reason: intunev1alpha1.ReasonRecordClaimed, message: "x", terminal: true})
 	if claimed.retryAfter != retryClaimed {
 		t.Errorf("claimed: %+v", claimed)
+	}
+}
+
+// A pass that ran out of --reconcile-timeout is a transient failure: it starts over with backoff.
+func TestClassifyPassDeadline(t *testing.T) {
+	f := classify(fmt.Errorf("graph: userPfxCertificates.list: %w", context.DeadlineExceeded))
+	if f.reason != intunev1alpha1.ReasonGraphError || f.terminal || !strings.Contains(f.message, "--reconcile-timeout") {
+		t.Errorf("classify = %+v", f)
 	}
 }

@@ -69,7 +69,7 @@ func (r *PfxRecryptionRequestReconciler) create(ctx context.Context, obj *intune
 		found, err := r.findCreated(ctx, conn, want, started.Time)
 		switch {
 		case found != nil:
-			return r.created(obj, found, "Created"), nil
+			return r.created(ctx, obj, found, "Created"), nil
 		case err != nil:
 			return r.fail(ctx, obj, err)
 		}
@@ -111,14 +111,14 @@ func (r *PfxRecryptionRequestReconciler) create(ctx context.Context, obj *intune
 		return r.fail(ctx, obj, &conditionError{reason: intunev1alpha1.ReasonProgressing, retryAfter: 5 * time.Second,
 			message: "Intune accepted the request but its answer carried no id: looking for it in the list"})
 	}
-	return r.created(obj, created, "Created"), nil
+	return r.created(ctx, obj, created, "Created"), nil
 }
 
 // created records the request Intune holds and clears the create mark.
-func (r *PfxRecryptionRequestReconciler) created(obj *intunev1alpha1.PfxRecryptionRequest, rec *graph.PfxRecryptionRequest, action string) ctrl.Result {
+func (r *PfxRecryptionRequestReconciler) created(ctx context.Context, obj *intunev1alpha1.PfxRecryptionRequest, rec *graph.PfxRecryptionRequest, action string) ctrl.Result {
 	obj.Status.CreateStartedTime = nil
 	recordRecryption(&obj.Status, rec, r.Clock.Now())
-	r.succeed(obj, action, rec.ID)
+	r.succeed(ctx, obj, action, rec.ID)
 	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}
 }
 
@@ -193,7 +193,7 @@ func (r *PfxRecryptionRequestReconciler) observe(ctx context.Context, obj *intun
 	}
 	recordRecryption(&obj.Status, record, now)
 	obj.Status.CreateStartedTime = nil // an earlier version could leave it beside the id
-	r.succeed(obj, "", obj.Status.ID)
+	r.succeed(ctx, obj, "", obj.Status.ID)
 	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
 }
 

@@ -83,7 +83,7 @@ func (r *PfxUserCertificateReconciler) reconcileNormal(ctx context.Context, obj 
 	st.CertExpirationDate = timePtr(f.NotAfter)
 	st.SourceHash = want.hash
 	st.LastSyncTime = &metav1.Time{Time: now}
-	r.succeed(obj, action, recordID(obj))
+	r.succeed(ctx, obj, action, recordID(obj))
 	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
 }
 

@@ -27,6 +27,12 @@ import (
 // Finalizer keeps a resource until its Intune record is deleted (or orphaned).
 const Finalizer = "intune.certops.dev/finalizer"
 
+// DefaultPassTimeout bounds one reconcile pass (--reconcile-timeout).
+const DefaultPassTimeout = time.Minute
+
+// statusPatchTimeout bounds the status write at the end of a pass, which runs even after the pass's time is up.
+const statusPatchTimeout = 10 * time.Second
+
 // Every resource kind reads Secrets (metadata cached, data live), connector keys in ConfigMaps, and emits Events.
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get
@@ -45,6 +51,10 @@ type resourceDeps struct {
 	ResyncPeriod time.Duration
 	// CreateSettle is how long a create whose outcome is unknown is looked for in lists before another create.
 	CreateSettle time.Duration
+	// PassTimeout bounds one reconcile pass: paging and backing off end there, and the pass starts over.
+	PassTimeout time.Duration
+	// Resync makes a resync of an unchanged resource cheap (resync.go); nil: every pass reads everything.
+	Resync *resyncState
 }
 
 // connectionFor resolves a resource's connection and applies its access rules to req: nothing reaches Graph
@@ -124,6 +134,11 @@ type pass[T client.Object] func(ctx context.Context, obj T) (ctrl.Result, error)
 func (r *kindReconciler[T]) run(ctx context.Context, req ctrl.Request, normal, del pass[T]) (result ctrl.Result, retErr error) {
 	// The Graph client's write budget shares its tokens round-robin among the namespaces waiting for one.
 	ctx = fairshare.WithNamespace(ctx, req.Namespace)
+	if r.PassTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.PassTimeout)
+		defer cancel()
+	}
 	// Each pass's start and end, at debug level: the logger carries the object and the reconcile id, so one
 	// pass can be followed from its first line to its last (the controller tests wait on these lines).
 	logger := log.FromContext(ctx).V(1)
@@ -158,7 +173,10 @@ func (r *kindReconciler[T]) run(ctx context.Context, req ctrl.Request, normal, d
 			// Only the status is patched: a pass that wrote metadata (or status) itself moved the
 			// resourceVersion, which must not turn into a precondition here.
 			before.SetResourceVersion(obj.GetResourceVersion())
-			if err := r.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			// What the pass learnt is written even when it ran out of time.
+			patchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusPatchTimeout)
+			defer cancel()
+			if err := r.Status().Patch(patchCtx, obj, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
 				retErr = errors.Join(retErr, fmt.Errorf("failed to patch status: %w", err))
 			}
 		}
@@ -215,16 +233,23 @@ func (r *kindReconciler[T]) skipUntilResync(obj T, lastSync *metav1.Time, now ti
 		resyncDue(lastSync, r.ResyncPeriod, now) {
 		return 0, false
 	}
+	// The spec changed nothing Intune holds: the condition speaks for this generation too.
+	ready.ObservedGeneration = obj.GetGeneration()
 	return untilResync(lastSync, r.ResyncPeriod, now), true
 }
 
-// succeed sets Ready for what a pass did (an Event reason, "" when nothing changed) and emits the Event.
-func (r *kindReconciler[T]) succeed(obj T, action, id string) {
+// succeed sets Ready for what a pass did (an Event reason, "" when nothing changed), emits the Event and logs
+// the decision (the logger carries kind and name; a record id is never a UPN).
+func (r *kindReconciler[T]) succeed(ctx context.Context, obj T, action, id string) {
 	reason, message := readyReasonFor(action, id)
 	setReady(r.kind.conditions(obj), obj.GetGeneration(), true, reason, message)
-	if action != "" {
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, action, "Sync", message)
+	logger := log.FromContext(ctx)
+	if action == "" {
+		logger.V(1).Info("In sync", "reason", reason, "record", id)
+		return
 	}
+	logger.Info("Synced", "action", action, "reason", reason, "record", id)
+	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, action, "Sync", message)
 }
 
 func (r *kindReconciler[T]) fail(ctx context.Context, obj T, err error) (ctrl.Result, error) {
@@ -301,14 +326,19 @@ func ignoreGone(err error) error {
 
 // reportFailure puts a failure on the Ready condition, emits a Warning Event when the condition changed,
 // and says when to try again.
+// Each failure is logged at the default level when it changes the condition (a failure that repeats is
+// logged at debug level): its reason, whether it waits for a change, and when the next try comes.
 func reportFailure(ctx context.Context, recorder events.EventRecorder, obj client.Object, generation int64, conditions *[]metav1.Condition, f failure, message string, err error) (ctrl.Result, error) {
+	logger := log.FromContext(ctx).V(1)
 	if setReady(conditions, generation, false, f.reason, message) {
 		recorder.Eventf(obj, nil, corev1.EventTypeWarning, "Failed", "Sync", "%s: %s", f.reason, message)
+		logger = log.FromContext(ctx)
 	}
 	if f.retryAfter > 0 {
-		log.FromContext(ctx).V(1).Info("Reconcile failed; retrying later", "reason", f.reason, "retryAfter", f.retryAfter)
+		logger.Info("Reconcile failed; retrying later", "reason", f.reason, "terminal", f.terminal, "retryAfter", f.retryAfter)
 		return ctrl.Result{RequeueAfter: f.retryAfter}, nil
 	}
+	logger.Info("Reconcile failed; retrying with backoff", "reason", f.reason)
 	return ctrl.Result{}, err
 }
 

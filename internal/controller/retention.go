@@ -172,6 +172,8 @@ func sourceName(src intunev1alpha1.CertificateSource) string {
 		return fmt.Sprintf("Secret %q", src.Pfx.SecretRef.Name)
 	case src.TLS != nil:
 		return fmt.Sprintf("Secret %q", src.TLS.SecretRef.Name)
+	case src.CertificateRef != nil:
+		return fmt.Sprintf("cert-manager Certificate %q", src.CertificateRef.Name)
 	}
 	return "its source"
 }

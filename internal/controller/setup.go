@@ -38,6 +38,8 @@ type Options struct {
 	// CreateSettle is how long a create whose outcome is unknown is looked for in Intune's lists before the
 	// record is created again; 0 = DefaultCreateSettle.
 	CreateSettle time.Duration
+	// PassTimeout bounds one reconcile pass; 0 = DefaultPassTimeout.
+	PassTimeout time.Duration
 }
 
 // The kinds whose resources are found by the Secrets and connections they reference.
@@ -101,6 +103,9 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	if o.CreateSettle <= 0 {
 		o.CreateSettle = DefaultCreateSettle
 	}
+	if o.PassTimeout <= 0 {
+		o.PassTimeout = DefaultPassTimeout
+	}
 	provider := &connection.Provider{
 		Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), Tokens: mgr.GetClient(), OperatorNamespace: o.OperatorNamespace,
 		Policy: o.ConnectionPolicy, HTTPClient: o.HTTPClient,
@@ -139,9 +144,16 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		}
 	}
 
+	// cert-manager's Certificates (source.certificateRef) are watched only where it is installed.
+	certManager, err := certManagerInstalled(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	mgr.GetLogger().Info("cert-manager Certificates", "watched", certManager)
 	deps := resourceDeps{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Connections: provider,
 		Claims:   &recordClaims{writer: mgr.GetClient(), live: mgr.GetAPIReader()},
-		Recorder: recorder, Clock: o.Clock, ResyncPeriod: o.ResyncPeriod, CreateSettle: o.CreateSettle}
+		Recorder: recorder, Clock: o.Clock, ResyncPeriod: o.ResyncPeriod, CreateSettle: o.CreateSettle,
+		Resync: newResyncState(o.ResyncPeriod, o.Clock), PassTimeout: o.PassTimeout}
 	// A recryption request also wakes on its annotations: one confirms that a create may be repeated. So does
 	// a UserPfxCertificate: one asks for a reimport (api/v1alpha1/annotations.go).
 	annotationsOrGeneration := predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})
@@ -167,12 +179,15 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		if k.changed == nil {
 			k.changed = predicate.GenerationChangedPredicate{}
 		}
-		if err := watchReferences(mgr, k.obj, k.refs, o.OperatorNamespace, k.changed).
-			WithOptions(opts).Named(k.name).Complete(k.reconciler); err != nil {
+		b, err := watchCertificates(ctx, mgr, watchReferences(mgr, k.obj, k.refs, o.OperatorNamespace, k.changed), k.obj, k.refs, certManager)
+		if err != nil {
+			return err
+		}
+		if err := b.WithOptions(opts).Named(k.name).Complete(k.reconciler); err != nil {
 			return err
 		}
 	}
-	return nil
+	return setupSets(mgr, deps, o, certManager)
 }
 
 // watchReferences builds a controller for obj, woken by changes of obj that pass changed, and by the Secrets

@@ -140,23 +140,7 @@ type encryption struct {
 // and reads the public key. A key named by the resource is read in the resource's namespace, one named by
 // the connection in the connection's.
 func resolveEncryption(ctx context.Context, live client.Reader, conn *connection.Connection, namespace string, override *intunev1alpha1.PfxEncryption) (*encryption, error) {
-	merged := conn.Encryption
-	keyNamespace := conn.SecretNamespace
-	if override != nil {
-		if override.ProviderName != "" {
-			merged.ProviderName = override.ProviderName
-		}
-		if override.KeyName != "" {
-			merged.KeyName = override.KeyName
-		}
-		if override.PaddingScheme != "" {
-			merged.PaddingScheme = override.PaddingScheme
-		}
-		if override.PublicKeyRef != nil {
-			merged.PublicKeyRef = override.PublicKeyRef
-			keyNamespace = namespace
-		}
-	}
+	merged, keyNamespace := mergeEncryption(conn, namespace, override)
 	enc := &encryption{providerName: merged.ProviderName, keyName: merged.KeyName, padding: pfx.Padding(merged.PaddingScheme)}
 	// No guessed default: a wrong key name imports fine and fails later, on the connector, out of sight.
 	for _, field := range []struct{ name, value string }{{"providerName", enc.providerName}, {"keyName", enc.keyName}} {
@@ -190,6 +174,29 @@ func resolveEncryption(ctx context.Context, live client.Reader, conn *connection
 	sum := sha256.Sum256(der)
 	enc.publicKey, enc.keyDigest = pub, hex.EncodeToString(sum[:8])
 	return enc, nil
+}
+
+// mergeEncryption is the connection's pfxEncryption with the resource's override, field by field, and the
+// namespace of the public key it names (the resource's for its own key, else the connection's).
+func mergeEncryption(conn *connection.Connection, namespace string, override *intunev1alpha1.PfxEncryption) (intunev1alpha1.PfxEncryption, string) {
+	merged := conn.Encryption
+	keyNamespace := conn.SecretNamespace
+	if override != nil {
+		if override.ProviderName != "" {
+			merged.ProviderName = override.ProviderName
+		}
+		if override.KeyName != "" {
+			merged.KeyName = override.KeyName
+		}
+		if override.PaddingScheme != "" {
+			merged.PaddingScheme = override.PaddingScheme
+		}
+		if override.PublicKeyRef != nil {
+			merged.PublicKeyRef = override.PublicKeyRef
+			keyNamespace = namespace
+		}
+	}
+	return merged, keyNamespace
 }
 
 func readPublicKey(ctx context.Context, live client.Reader, namespace string, ref *intunev1alpha1.PublicKeyReference) ([]byte, error) {

@@ -37,6 +37,10 @@ func TestMain(m *testing.M) {
 func runWithControlPlane(m *testing.M) int {
 	ctrl.SetLogger(testLogger)
 	env, err := testutil.NewEnvironment()
+	if err == nil {
+		// cert-manager's Certificate CRD, from its Go module: source.certificateRef and sets of Certificates.
+		err = testutil.WithCertManagerCRD(env)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -75,6 +75,14 @@ func (r *UserPfxCertificateReconciler) reconcileNormal(ctx context.Context, obj 
 // this resource had before.
 func (r *UserPfxCertificateReconciler) reconcileRecords(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate, keep retention, now time.Time) (ctrl.Result, error) {
 	st := &obj.Status
+	// An unchanged resource's resync reads no Secret and writes nothing (userpfx_resync.go). Its inputs are
+	// read first: a Secret changed after this shows as changed to the next pass.
+	inputs, conn, inputsKnown := r.userPfxInputs(ctx, obj)
+	if inputsKnown {
+		if result, done := r.resyncUnchanged(ctx, obj, inputs, conn, keep, now); done {
+			return result, nil
+		}
+	}
 	want, err := r.desired(ctx, obj, now)
 	if err != nil {
 		if expired(st.ExpirationDateTime, now) {
@@ -83,8 +91,17 @@ func (r *UserPfxCertificateReconciler) reconcileRecords(ctx context.Context, obj
 		return r.fail(ctx, obj, err)
 	}
 	if st.ID != "" && st.SourceHash == want.hash && !keep.historyDue(st.History, now) {
-		if wait, skip := r.skipUntilResync(obj, st.LastSyncTime, now); skip {
+		memo, _ := r.Resync.memoOf(obj.UID)
+		if wait, skip := r.skipUntilResync(obj, memo.lastChecked(st.LastSyncTime), now); skip {
+			r.remember(obj, inputs, inputsKnown, want, memo.checked) // what was read, for the next pass
 			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+		// The drift check from the tenant's listing, when it shows the record as wanted (after a restart,
+		// say): no user lookup, no GET.
+		if listed, _ := r.recordAsWanted(ctx, want.conn, st.ID, wantFingerprint(want), false); listed {
+			r.inSync(ctx, obj, now)
+			r.remember(obj, inputs, inputsKnown, want, now.UnixNano())
+			return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
 		}
 	}
 
@@ -102,7 +119,10 @@ func (r *UserPfxCertificateReconciler) reconcileRecords(ctx context.Context, obj
 	st.CreatedDateTime = timePtr(record.CreatedDateTime)
 	st.LastModifiedDateTime = timePtr(record.LastModifiedDateTime)
 	st.SourceHash = want.hash
-	st.LastSyncTime = &metav1.Time{Time: now}
+	// A check that found Intune as wanted moves lastSyncTime only when it is stale (resync.go).
+	if action != "" || syncTimeStale(st.LastSyncTime, r.ResyncPeriod, now) {
+		st.LastSyncTime = &metav1.Time{Time: now}
+	}
 	if userID := userIDFromRecordID(record.ID); userID != "" {
 		st.UserID = userID
 	}
@@ -110,7 +130,8 @@ func (r *UserPfxCertificateReconciler) reconcileRecords(ctx context.Context, obj
 		return r.fail(ctx, obj, err)
 	}
 
-	r.succeed(obj, action, record.ID)
+	r.succeed(ctx, obj, action, record.ID)
+	r.remember(obj, inputs, inputsKnown, want, now.UnixNano())
 	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}, nil
 }
 
@@ -220,6 +241,10 @@ func (r *UserPfxCertificateReconciler) sync(ctx context.Context, obj *intunev1al
 			// Created meanwhile (the service can lag behind its own writes): make it ours with an update.
 			created, err = gc.UpdateUserPFXCertificate(ctx, id, payload)
 			created = orSent(created, payload, nil)
+		}
+		if (err != nil && !graph.IsRetryable(err)) || (err == nil && created.ID != "" && !strings.EqualFold(created.ID, id)) {
+			// The user may be gone, or back under a new id (the record's id names it): ask Graph again next time.
+			gc.ForgetUserID(want.upn)
 		}
 		if err != nil {
 			return nil, "", err
@@ -334,6 +359,7 @@ func (r *UserPfxCertificateReconciler) removeRecord(ctx context.Context, obj *in
 }
 
 func (r *UserPfxCertificateReconciler) reconcileDelete(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate) (ctrl.Result, error) {
+	r.Resync.forget(obj.UID)
 	// The current record, the kept ones, and those an earlier operator version had still to delete.
 	ids := slices.Clone(obj.Status.RetiredIDs)
 	for _, rec := range obj.Status.History {

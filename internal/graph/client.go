@@ -15,7 +15,6 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,7 +68,7 @@ type Client struct {
 	retries   int
 	maxWait   time.Duration
 	sleep     func(context.Context, time.Duration) error
-	userIDs   sync.Map // lower-case UPN -> user object id
+	userIDs   userIDCache // lower-case UPN -> user object id, bounded (usercache.go)
 }
 
 // New checks o and returns a Client.
@@ -406,17 +405,31 @@ func (c *Client) send(ctx context.Context, cl call, body []byte, token string) (
 	requestDuration.WithLabelValues(cl.op).Observe(elapsed.Seconds())
 	logger := log.FromContext(ctx).V(1)
 	if err != nil {
-		// A transport error's text holds the method and URL (UPN and ids at most), never a body.
-		logger.Info("Graph request failed", "operation", cl.op, "method", cl.method, "path", req.URL.Path,
-			"clientRequestId", clientRequestID, "duration", elapsed, "error", err.Error())
+		// A transport error's text repeats the URL: only its cause is logged, as the path is, redacted.
+		cause := err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			cause = ue.Err
+		}
+		logger.Info("Graph request failed", "operation", cl.op, "method", cl.method, "path", loggedPath(req.URL.Path),
+			"clientRequestId", clientRequestID, "duration", elapsed, "error", cause.Error())
 		return nil, wrote.Load(), err
 	}
 	if res.status == http.StatusTooManyRequests {
 		throttledTotal.WithLabelValues(cl.op).Inc()
 	}
-	logger.Info("Graph request", "operation", cl.op, "method", cl.method, "path", req.URL.Path, "status", res.status,
+	logger.Info("Graph request", "operation", cl.op, "method", cl.method, "path", loggedPath(req.URL.Path), "status", res.status,
 		"requestId", res.header.Get("request-id"), "clientRequestId", clientRequestID, "duration", elapsed)
 	return res, true, nil
+}
+
+// loggedPath is a request path fit for logs: a user's principal name (GET /users/{upn}) is personal data
+// that logs, kept and shipped widely, must not carry; the operation names the call anyway.
+func loggedPath(p string) string {
+	if i := strings.Index(p, "/users/"); i >= 0 {
+		return p[:i] + "/users/{redacted}"
+	}
+	return p
 }
 
 // roundTrip sends req and reads the whole answer, so a connection dropped mid-body is an error

@@ -450,3 +450,16 @@ func TestWriteMayHaveHappened(t *testing.T) {
 		}
 	}
 }
+
+// A user's principal name never reaches the logs through a request path.
+func TestLoggedPathsCarryNoUPN(t *testing.T) {
+	for path, want := range map[string]string{
+		"/beta/users/alice@contoso.com":                      "/beta/users/{redacted}",
+		"/graph/beta/users/bob%40contoso.com":                "/graph/beta/users/{redacted}",
+		"/beta/deviceManagement/userPfxCertificates/abc-def": "/beta/deviceManagement/userPfxCertificates/abc-def",
+	} {
+		if got := loggedPath(path); got != want {
+			t.Errorf("loggedPath(%q) = %q, want %q", path, got, want)
+		}
+	}
+}

@@ -22,14 +22,15 @@ var (
 		"WeakKey", "PublicKeyInvalid", "InvalidPassword", "UnsupportedPadding", "InvalidCertificate", "SecretNotFound",
 		"SecretKeyMissing", "InvalidSpec", "UserNotFound", "RecordNotFound", "ProfileNotFound", "CreateOutcomeUnknown",
 		"CredentialInvalid", "ConnectionNotFound", "GraphRejected", "AmbientCredentialsNotAllowed", "EndpointNotAllowed",
-		"AccessDenied", "RecordClaimed",
+		"AccessDenied", "RecordClaimed", "ChildrenFailed",
 	}
 	// Ready=False for these clears by itself (retries, throttling, a connection becoming ready, a finalizer
 	// finishing): Progressing. GraphError is a retryable Graph failure; Graph's refusals (400, 403) are
 	// GraphRejected.
-	transientReasons = []string{"GraphError", "Throttled", "ConnectionNotReady", "Deleting", "Progressing"}
+	transientReasons = []string{"GraphError", "Throttled", "ConnectionNotReady", "Deleting", "Progressing", "CertificateNotIssued",
+		"ChildrenNotReady"}
 	// Ready=True reasons: Healthy.
-	successReasons = []string{"Imported", "Adopted", "Updated", "InSync", "Created", "Connected", "Suspended"}
+	successReasons = []string{"Imported", "Adopted", "Updated", "InSync", "Created", "Connected", "Suspended", "ChildrenReady"}
 	// Reasons that never reach a condition of the operator: only the Graph emulator's connector decrypts.
 	notConditionReasons = []string{"DecryptionFailed"}
 	// Reasons of UserPfxCertificate's Expiring condition, never of Ready (its third, CertificateExpired, is

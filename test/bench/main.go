@@ -52,7 +52,7 @@ type config struct {
 	Keep              bool          `json:"-"`
 }
 
-var allScenarios = []string{"import", "latency", "rotation", "steady", "fairness"}
+var allScenarios = []string{"import", "latency", "rotation", "steady", "fairness", "set", "seen"}
 
 func main() {
 	// The benchmark's own clients log nothing: a watch that ends and restarts is client-go's business.
@@ -135,7 +135,7 @@ func parseFlags(args []string) (*config, error) {
 			c.Scenarios = append(c.Scenarios, s)
 		}
 	}
-	if (slices.Contains(c.Scenarios, "rotation") || slices.Contains(c.Scenarios, "steady")) && !slices.Contains(c.Scenarios, "import") {
+	if (slices.Contains(c.Scenarios, "rotation") || slices.Contains(c.Scenarios, "steady") || slices.Contains(c.Scenarios, "seen")) && !slices.Contains(c.Scenarios, "import") {
 		c.Scenarios = append(c.Scenarios, "import")
 	}
 	if c.N < 1 || c.AppWrites < 1 || c.Window <= 0 || c.Concurrency < 1 || c.Tries < 1 || c.SteadyCycles < 1 || c.FairN < 1 || c.FairTries < 1 {

@@ -38,9 +38,11 @@ type bench struct {
 	tracker *tracker
 	issuer  *issuer
 	certs   []*certificate // the N imported certificates, current material
-	anon    *anonSampler   // of the running operator process
-	fair    *fairnessFixtures
-	resync  time.Duration // the running operator's --resync-period
+	// setCerts are the N certificates of the set scenario's users (set.go).
+	setCerts []*certificate
+	anon     *anonSampler // of the running operator process
+	fair     *fairnessFixtures
+	resync   time.Duration // the running operator's --resync-period
 }
 
 func run(ctx context.Context, cfg *config) (res *results, err error) {
@@ -72,6 +74,13 @@ func run(ctx context.Context, cfg *config) (res *results, err error) {
 	}
 	latencyUsers := users("latency", cfg.Tries)
 	extraUsers := append(benchUsers, latencyUsers...)
+	if cfg.ran("set") {
+		setUsers, err := b.setFixtures(ctx)
+		if err != nil {
+			return nil, err
+		}
+		extraUsers = append(extraUsers, setUsers...)
+	}
 	if cfg.ran("fairness") {
 		if b.fair, err = newFairnessFixtures(ctx, b.issuer, cfg); err != nil {
 			return nil, err
@@ -119,6 +128,18 @@ func run(ctx context.Context, cfg *config) (res *results, err error) {
 	if cfg.ran("import") {
 		if res.Import, err = b.importScenario(ctx); err != nil {
 			return res, fmt.Errorf("import: %w", err)
+		}
+	}
+	// Right after import, by the same operator process: it has resolved every user once.
+	if cfg.ran("seen") {
+		if res.Seen, err = b.seenScenario(ctx); err != nil {
+			return res, fmt.Errorf("seen: %w", err)
+		}
+	}
+	// The set's children are UserPfxCertificates too: steady state, which follows, resyncs them as well.
+	if cfg.ran("set") {
+		if res.Set, err = b.setScenario(ctx); err != nil {
+			return res, fmt.Errorf("set: %w", err)
 		}
 	}
 	if cfg.ran("latency") {
@@ -455,19 +476,24 @@ func updateAll(ctx context.Context, c client.Client, parallel int, secrets []*co
 type steadyResult struct {
 	ResyncPeriod time.Duration `json:"resyncPeriod"`
 	Resources    int           `json:"resources"`
-	// WarmUpSeconds is how long after the restart every resource had resynced once; the first resync after
-	// a restart resolves each user again (the user-id cache is per process).
+	// WarmUpSeconds is how long after the restart every resource had been reconciled once; the first pass
+	// after a restart checks every resource against the tenant's listing.
 	WarmUpSeconds float64     `json:"warmUpSeconds"`
 	WarmUpGraph   graphCounts `json:"warmUpGraph"`
 	WindowSeconds float64     `json:"windowSeconds"`
-	// Resyncs are the passes that started in the window and wrote status (Reads.Passes).
+	// Resyncs are the UserPfxCertificate passes in the window (controller-runtime's reconcile count): with
+	// nothing changing, every pass is a resync. Since lastSyncTime is no longer written by a check that
+	// finds Intune as wanted (internal/controller/resync.go), passes are counted, not lastSyncTime moves.
 	Resyncs int `json:"resyncs"`
 	// Graph counts every request from the window's start to passGrace after its end.
 	Graph graphCounts `json:"graph"`
-	// Reads are the window's reads of certificates (records, users) by the pass that made them; the
-	// connection's checks belong to no pass.
-	Reads          passReads `json:"reads"`
-	ReadsPerResync float64   `json:"readsPerResync"`
+	// ReadsPerPeriod are the certificate reads (listing pages, records, users) per resync period, against
+	// ReadBound = ceil(resources / PageSize) + 1 for the one tenant.
+	ReadsPerPeriod float64 `json:"graphReadsPerPeriod"`
+	ReadBound      int     `json:"graphReadBoundPerPeriod"`
+	PageSize       int     `json:"graphPageSize"`
+	// KubePerResync is the operator's API server requests per resync, all methods.
+	KubePerResync float64 `json:"kubeRequestsPerResync"`
 	// ResyncsPerPeriod is resyncs per resource per resync period: 1/1.05 when every resource resyncs on
 	// time (the period is jittered by up to 10%), less when the operator cannot keep up.
 	ResyncsPerPeriod float64        `json:"resyncsPerResourcePerPeriod"`
@@ -475,11 +501,14 @@ type steadyResult struct {
 	Reconcile        reconcileStats `json:"reconcile"`
 }
 
-// steadyScenario restarts the operator with a short resync period, waits until every resource resynced
-// once, then counts Graph requests over several periods in which nothing changes.
+// graphsimPageSize is graphsim's page size for lists (the stack leaves its default).
+const graphsimPageSize = 100
+
+// steadyScenario restarts the operator with a short resync period, waits until every resource was
+// reconciled once, then counts Graph and API server requests over several periods in which nothing changes.
 func (b *bench) steadyScenario(ctx context.Context) (*steadyResult, error) {
 	cfg := b.cfg
-	r := &steadyResult{ResyncPeriod: cfg.Resync}
+	r := &steadyResult{ResyncPeriod: cfg.Resync, PageSize: graphsimPageSize}
 	logf("Scenario steady: restarting the operator with --resync-period=%s", cfg.Resync)
 	if err := resetJournal(b.s); err != nil {
 		return nil, err
@@ -487,32 +516,37 @@ func (b *bench) steadyScenario(ctx context.Context) (*steadyResult, error) {
 	if err := b.restartOperator(cfg.Resync); err != nil {
 		return nil, err
 	}
-	// Counted from when the new process is up: the old one's last status writes may still arrive while it
-	// stops, and a resource it synced has not had its user resolved by the new one yet.
 	restart := time.Now()
-	// Every UserPfxCertificate resyncs, including those the latency scenario left: all are counted.
+	// Every UserPfxCertificate resyncs, including those the other scenarios left: all are counted.
 	total := b.tracker.count()
 	r.Resources = total
+	r.ReadBound = (total+graphsimPageSize-1)/graphsimPageSize + 1
 	warmUpLimit := 10*cfg.Resync + 5*time.Minute
-	p := newProgress("steady: resources resynced since the restart", total)
+	p := newProgress("steady: resources reconciled since the restart", total)
 	for {
-		_, resynced := b.tracker.syncsBetween(restart, time.Now())
-		p.count.Store(int64(resynced))
-		if resynced >= total {
+		snap, err := b.snapshot()
+		if err != nil {
+			p.done()
+			return nil, err
+		}
+		p.count.Store(int64(snap.reconcile.count))
+		if int(snap.reconcile.count) >= total {
 			break
 		}
 		if time.Since(restart) > warmUpLimit {
 			p.done()
-			return nil, fmt.Errorf("only %d of %d resources resynced within %s of the restart", resynced, total, warmUpLimit)
+			return nil, fmt.Errorf("only %d of %d resources reconciled within %s of the restart", snap.reconcile.count, total, warmUpLimit)
 		}
-		select {
-		case <-ctx.Done():
+		if err := sleep(ctx, time.Second); err != nil {
 			p.done()
-			return nil, ctx.Err()
-		case <-time.After(time.Second):
+			return nil, err
 		}
 	}
 	p.done()
+	// The passes of the restart end with their listing: let the last of them finish.
+	if err := sleep(ctx, settle); err != nil {
+		return nil, err
+	}
 	r.WarmUpSeconds = time.Since(restart).Seconds()
 	var err error
 	if r.WarmUpGraph, err = journalAndReset(b.s); err != nil {
@@ -523,21 +557,13 @@ func (b *bench) steadyScenario(ctx context.Context) (*steadyResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	// lastSyncTime has whole seconds: the window starts at the first whole second after the journal
-	// was reset, so every read of every pass that starts in it is in the journal.
-	from := time.Now().Truncate(time.Second).Add(time.Second)
 	window := time.Duration(cfg.SteadyCycles) * cfg.Resync
-	to := from.Add(window)
 	logf("  warm-up done after %.0f s; measuring %s", r.WarmUpSeconds, window)
-	if err := sleep(ctx, time.Until(to)); err != nil {
+	if err := sleep(ctx, window); err != nil {
 		return nil, err
 	}
 	after, err := b.snapshot()
 	if err != nil {
-		return nil, err
-	}
-	// The passes that start just before the window's end read Graph after it: wait for them too.
-	if err := sleep(ctx, passGrace); err != nil {
 		return nil, err
 	}
 	entries, err := journalEntriesAndReset(b.s)
@@ -546,18 +572,21 @@ func (b *bench) steadyScenario(ctx context.Context) (*steadyResult, error) {
 	}
 	r.Graph = countJournal(entries)
 	r.WindowSeconds = window.Seconds()
-	r.Reads = b.tracker.attributeReads(entries, from, to)
-	r.Resyncs = r.Reads.Passes
-	if r.Resyncs > 0 {
-		r.ReadsPerResync = float64(r.Reads.Reads+r.Reads.Unattributed) / float64(r.Resyncs)
-	}
-	r.ResyncsPerPeriod = float64(r.Resyncs) / float64(total) / (r.WindowSeconds / cfg.Resync.Seconds())
 	r.Operator = usageSince(before, after)
 	r.Reconcile = after.reconcile.since(before.reconcile).stats()
-	logf("  %d resyncs, %d Graph reads of certificates, %d writes", r.Resyncs, r.Reads.Reads, r.Graph.Writes)
-	for _, extra := range r.Reads.Extra {
-		logf("  a second read in one pass: %s", extra)
+	r.Resyncs = int(r.Reconcile.Count)
+	periods := r.WindowSeconds / cfg.Resync.Seconds()
+	r.ReadsPerPeriod = float64(r.Graph.CertificateReads) / periods
+	kube := 0.0
+	for _, n := range r.Operator.KubeRequests {
+		kube += n
 	}
+	if r.Resyncs > 0 {
+		r.KubePerResync = kube / float64(r.Resyncs)
+	}
+	r.ResyncsPerPeriod = float64(r.Resyncs) / float64(total) / periods
+	logf("  %d resyncs, %d Graph reads of certificates (%.1f per period, bound %d), %d writes, %.2f API requests per resync",
+		r.Resyncs, r.Graph.CertificateReads, r.ReadsPerPeriod, r.ReadBound, r.Graph.Writes, r.KubePerResync)
 	return r, nil
 }
 

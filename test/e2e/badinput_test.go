@@ -489,9 +489,9 @@ func admissionCases() []admissionCase {
 			"spec: {userId: alice, deviceId: 2e4d6f8a-0b1c-4d3e-8f5a-6b7c8d9e0f1a, profileId: 0c6d3b1a-7f2e-4d4c-9b8a-1e2f3a4b5c6d}\n",
 			[]string{"spec.userId", "should match"}},
 		{"unknown profile type", "apiVersion: intune.certops.dev/v1alpha1\nkind: ManagedDeviceCertificateState\nmetadata: {name: bad-profile}\n" +
-			"spec: {deviceConfigurationId: 0c6d3b1a-7f2e-4d4c-9b8a-1e2f3a4b5c6d, profileType: iosPkcs, devicePlatform: iOS, " +
+			"spec: {deviceConfigurationId: 0c6d3b1a-7f2e-4d4c-9b8a-1e2f3a4b5c6d, profileType: blackberryScep, devicePlatform: iOS, " +
 			"certificate: {thumbprint: 0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c}}\n",
-			[]string{"spec.profileType", `Unsupported value: "iosPkcs"`}},
+			[]string{"spec.profileType", `Unsupported value: "blackberryScep"`}},
 	}
 }
 

@@ -22,8 +22,11 @@ import (
 )
 
 // SampleKinds are the kinds config/samples holds, in the order they become Ready.
-var SampleKinds = []string{"clustergraphconnections", "graphconnections", "userpfxcertificates",
+var SampleKinds = []string{"clustergraphconnections", "graphconnections", "userpfxcertificates", "userpfxcertificatesets",
 	"manageddevicecertificatestates", "pfxrecryptionrequests", "pfxusercertificates"}
+
+// SampleSetLabel selects the Secrets of config/samples' UserPfxCertificateSet.
+const SampleSetLabel = "intune.certops.dev/import"
 
 // SampleTenantLabel is the namespace label config/samples' ClusterGraphConnection selects (spec.access).
 const SampleTenantLabel = "intune.certops.dev/tenant=contoso"
@@ -37,6 +40,9 @@ const SamplePassword = "Demo-Pa55word!"
 // SampleMaterial are the certificates the samples' Secrets hold.
 type SampleMaterial struct {
 	Alice, Bob, AliceIPhone *testutil.UserCertificate
+	// Staff are the S/MIME certificates of alice, bob and carol in the tls Secrets <user>-smime-tls the
+	// UserPfxCertificateSet sample selects.
+	Staff []*testutil.UserCertificate
 }
 
 // ApplySamples creates what config/samples refer to (Secrets with freshly issued certificates, the
@@ -67,6 +73,16 @@ func (s *Stack) ApplySamples(ctx context.Context, namespace string) (*SampleMate
 			Data: map[string][]byte{corev1.TLSCertKey: m.AliceIPhone.CertPEM()}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "intune-connector-key", Namespace: namespace},
 			Data: map[string]string{"public.pem": string(testutil.PublicKeyPEM(&s.ConnectorKey.PublicKey))}},
+	}
+	for _, user := range []string{"alice", "bob", "carol"} {
+		u, err := testutil.NewUserCertificate(user+"@contoso.com", now.Add(-time.Hour), now.AddDate(1, 0, 0))
+		if err != nil {
+			return nil, err
+		}
+		m.Staff = append(m.Staff, u)
+		objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: user + "-smime-tls", Namespace: namespace,
+			Labels: map[string]string{SampleSetLabel: "smime"}}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: u.CertPEM(), corev1.TLSPrivateKeyKey: u.KeyPEM()}})
 	}
 	for _, obj := range objs {
 		if err := s.Client.Create(ctx, obj); err != nil {

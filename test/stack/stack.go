@@ -40,6 +40,7 @@ const (
 	ClientID              = "3b2a1c0d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 	AliceID               = "7d0b4f3c-1a2e-4b5c-9d8e-7f6a5b4c3d2e"
 	BobID                 = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
+	CarolID               = "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e"
 	DeviceConfigurationID = "0c6d3b1a-7f2e-4d4c-9b8a-1e2f3a4b5c6d"
 	PfxUserCertificateID  = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
 	HostIdentityClientID  = "1f2e3d4c-5b6a-4978-8a6b-5c4d3e2f1a0b"
@@ -274,6 +275,7 @@ func (s *Stack) startGraphsim() error {
 	users := append([]graphsim.User{
 		{ID: AliceID, UserPrincipalName: "alice@contoso.com", DisplayName: "Alice Example"},
 		{ID: BobID, UserPrincipalName: "bob@contoso.com", DisplayName: "Bob Example"},
+		{ID: CarolID, UserPrincipalName: "carol@contoso.com", DisplayName: "Carol Example"},
 	}, s.opts.ExtraUsers...)
 	cfg := graphsim.FileConfig{
 		Tenants: []graphsim.FileTenant{{

@@ -1,0 +1,118 @@
+package controller
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/graph"
+)
+
+// Table tests of the reconcilers' decision functions: what a pass concludes from what it read.
+
+func TestReadyReasonForEveryAction(t *testing.T) {
+	tests := []struct{ action, reason, message string }{
+		{"Imported", intunev1alpha1.ReasonImported, "Imported as Intune record r1"},
+		{"Reimported", intunev1alpha1.ReasonImported, "Reimported as Intune record r1"},
+		{"Rotated", intunev1alpha1.ReasonImported, "Rotated as Intune record r1"},
+		{"Created", intunev1alpha1.ReasonCreated, "Created Intune record r1"},
+		{"Recreated", intunev1alpha1.ReasonCreated, "Recreated Intune record r1"},
+		{"Adopted", intunev1alpha1.ReasonAdopted, "Adopted the existing Intune record r1"},
+		{"Updated", intunev1alpha1.ReasonUpdated, "Updated Intune record r1"},
+		{"", intunev1alpha1.ReasonInSync, "Intune record r1 matches the spec"},
+	}
+	for _, tt := range tests {
+		reason, message := readyReasonFor(tt.action, "r1")
+		if reason != tt.reason || message != tt.message {
+			t.Errorf("readyReasonFor(%q) = %s %q, want %s %q", tt.action, reason, message, tt.reason, tt.message)
+		}
+	}
+}
+
+func TestSkipUntilResync(t *testing.T) {
+	r := &kindReconciler[*intunev1alpha1.ManagedDeviceCertificateState]{resourceDeps: resourceDeps{ResyncPeriod: time.Hour}, kind: deviceStateKind}
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	recent, old := &metav1.Time{Time: now.Add(-10 * time.Minute)}, &metav1.Time{Time: now.Add(-2 * time.Hour)}
+	ready := func(status metav1.ConditionStatus, reason string) *intunev1alpha1.ManagedDeviceCertificateState {
+		o := &intunev1alpha1.ManagedDeviceCertificateState{}
+		o.Status.Conditions = []metav1.Condition{{Type: intunev1alpha1.ConditionReady, Status: status, Reason: reason}}
+		return o
+	}
+	tests := []struct {
+		name string
+		obj  *intunev1alpha1.ManagedDeviceCertificateState
+		last *metav1.Time
+		skip bool
+	}{
+		{"in sync and not due", ready(metav1.ConditionTrue, intunev1alpha1.ReasonInSync), recent, true},
+		{"in sync and due", ready(metav1.ConditionTrue, intunev1alpha1.ReasonInSync), old, false},
+		{"never synced", ready(metav1.ConditionTrue, intunev1alpha1.ReasonInSync), nil, false},
+		{"failing", ready(metav1.ConditionFalse, intunev1alpha1.ReasonGraphError), recent, false},
+		{"resumed from suspend", ready(metav1.ConditionTrue, intunev1alpha1.ReasonSuspended), recent, false},
+		{"no condition yet", &intunev1alpha1.ManagedDeviceCertificateState{}, recent, false},
+	}
+	for _, tt := range tests {
+		wait, skip := r.skipUntilResync(tt.obj, tt.last, now)
+		if skip != tt.skip || (skip && (wait < 50*time.Minute || wait > 56*time.Minute)) {
+			t.Errorf("%s: skip %v after %s, want skip %v (about 50m)", tt.name, skip, wait, tt.skip)
+		}
+	}
+}
+
+func TestMatchesDeviceState(t *testing.T) {
+	expires := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	want := &graph.ManagedDeviceCertificateState{DevicePlatform: "iOS", CertificateKeyUsage: "keyEncipherment",
+		CertificateThumbprint: "abcd", CertificateSerialNumber: "00ff", CertificateKeyLength: 2048,
+		CertificateIssuanceState: "issued", CertificateExpirationDateTime: &expires}
+	same := *want
+	tests := []struct {
+		name  string
+		edit  func(r *graph.ManagedDeviceCertificateState)
+		match bool
+	}{
+		{"identical", func(*graph.ManagedDeviceCertificateState) {}, true},
+		{"enums in PascalCase", func(r *graph.ManagedDeviceCertificateState) {
+			r.DevicePlatform, r.CertificateKeyUsage, r.CertificateIssuanceState = "IOS", "KeyEncipherment", "Issued"
+		}, true},
+		{"thumbprint in upper case, serial without its sign byte", func(r *graph.ManagedDeviceCertificateState) {
+			r.CertificateThumbprint, r.CertificateSerialNumber = "ABCD", "FF"
+		}, true},
+		{"a field the spec leaves unset", func(r *graph.ManagedDeviceCertificateState) { r.UserDisplayName = "someone" }, true},
+		{"another platform", func(r *graph.ManagedDeviceCertificateState) { r.DevicePlatform = "android" }, false},
+		{"another serial", func(r *graph.ManagedDeviceCertificateState) { r.CertificateSerialNumber = "0100" }, false},
+		{"another expiry", func(r *graph.ManagedDeviceCertificateState) { e := expires.Add(time.Second); r.CertificateExpirationDateTime = &e }, false},
+		{"no expiry", func(r *graph.ManagedDeviceCertificateState) { r.CertificateExpirationDateTime = nil }, false},
+		{"another issuance state", func(r *graph.ManagedDeviceCertificateState) { r.CertificateIssuanceState = "revoked" }, false},
+	}
+	for _, tt := range tests {
+		rec := same
+		tt.edit(&rec)
+		if got := matchesDeviceState(&rec, want); got != tt.match {
+			t.Errorf("%s: match %v, want %v", tt.name, got, tt.match)
+		}
+	}
+}
+
+func TestMatchesPfxUserLeavesConnectorFieldsUnlessSet(t *testing.T) {
+	one, two, no := int32(1), int32(2), false
+	want := graph.PfxUserCertificate{UserID: "u", Thumbprint: "ab", PaddingScheme: 5}
+	rec := want
+	rec.Status, rec.IsDeleted = &two, &no
+	if !matchesPfxUser(&rec, &want) {
+		t.Error("status and isDeleted the spec leaves unset must not make a difference")
+	}
+	want.Status = &one
+	if matchesPfxUser(&rec, &want) {
+		t.Error("a status the spec sets must match")
+	}
+	want.Status = &two
+	if !matchesPfxUser(&rec, &want) {
+		t.Error("same status, no match")
+	}
+	rec.Status = nil
+	if matchesPfxUser(&rec, &want) {
+		t.Error("a status the record lacks matched")
+	}
+}
