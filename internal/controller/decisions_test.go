@@ -82,7 +82,10 @@ func TestMatchesDeviceState(t *testing.T) {
 		{"a field the spec leaves unset", func(r *graph.ManagedDeviceCertificateState) { r.UserDisplayName = "someone" }, true},
 		{"another platform", func(r *graph.ManagedDeviceCertificateState) { r.DevicePlatform = "android" }, false},
 		{"another serial", func(r *graph.ManagedDeviceCertificateState) { r.CertificateSerialNumber = "0100" }, false},
-		{"another expiry", func(r *graph.ManagedDeviceCertificateState) { e := expires.Add(time.Second); r.CertificateExpirationDateTime = &e }, false},
+		{"another expiry", func(r *graph.ManagedDeviceCertificateState) {
+			e := expires.Add(time.Second)
+			r.CertificateExpirationDateTime = &e
+		}, false},
 		{"no expiry", func(r *graph.ManagedDeviceCertificateState) { r.CertificateExpirationDateTime = nil }, false},
 		{"another issuance state", func(r *graph.ManagedDeviceCertificateState) { r.CertificateIssuanceState = "revoked" }, false},
 	}
