@@ -49,6 +49,10 @@ verify: generate manifests fmt ## Fail when generate, manifests, fmt or go mod t
 	untracked=$$(git ls-files --others --exclude-standard -- api config charts); \
 	if [[ -n $$untracked ]]; then echo "make verify: generated files not in git: $$untracked" >&2; exit 1; fi
 
+.PHONY: lint
+lint: ## golangci-lint run (.golangci.yml; built from its Go module into bin/ by hack/tool.sh).
+	"$$(hack/tool.sh golangci-lint)" run ./...
+
 # govulncheck needs its vulnerability database: https://vuln.go.dev, or a copy, VULNCHECK_DB=file:///path.
 VULNCHECK_DB ?= https://vuln.go.dev
 

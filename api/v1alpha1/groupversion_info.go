@@ -14,7 +14,9 @@ var (
 	GroupVersion = schema.GroupVersion{Group: "intune.certops.dev", Version: "v1alpha1"}
 
 	// SchemeBuilder registers the kinds of this package with a runtime.Scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// controller-runtime's Builder is deprecated for its dependencies; kubebuilder's layout still uses it, and
+	// this package is imported only by the operator and its tools.
+	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion} //nolint:staticcheck // see above
 
 	// AddToScheme adds the kinds of this package to a runtime.Scheme.
 	AddToScheme = SchemeBuilder.AddToScheme

@@ -67,7 +67,7 @@ func runCheckConnection(ctx context.Context, env *environment, args []string) er
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	checkConnection(ctx, provider, k.namespace, ref, &check)
-	if flags.output == "json" {
+	if flags.output == outputJSON {
 		if err := writeJSON(env, check); err != nil {
 			return err
 		}
@@ -87,7 +87,7 @@ func runCheckConnection(ctx context.Context, env *environment, args []string) er
 		}
 	}
 	if !check.OK {
-		return silentFailure
+		return errReported
 	}
 	return nil
 }

@@ -46,8 +46,11 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
-// silentFailure has already been reported on stdout (a verdict): exit 1 without another message.
-var silentFailure = errors.New("failed")
+// errReported is a failure already reported on stdout (a verdict): exit 1 without another message.
+var errReported = errors.New("failed")
+
+// outputJSON is the -o value that prints JSON instead of a table.
+const outputJSON = "json"
 
 const topUsage = `kubectl certops: intune-cert-operator's kubectl plugin
 
@@ -84,7 +87,7 @@ func (c *commonFlags) bind(fs *pflag.FlagSet, withOutput bool) {
 }
 
 func (c *commonFlags) checkOutput() error {
-	if c.output != "table" && c.output != "json" {
+	if c.output != "table" && c.output != outputJSON {
 		return usagef("unknown output format %q: use table or json", c.output)
 	}
 	return nil
@@ -197,7 +200,7 @@ func run(ctx context.Context, args []string, env *environment) int {
 		case errors.As(err, &usage):
 			fmt.Fprintf(env.stderr, "error: %s\nUsage: %s\n", usage.msg, c.usage)
 			return exitUsage
-		case errors.Is(err, silentFailure):
+		case errors.Is(err, errReported):
 			return exitFailed
 		default:
 			fmt.Fprintf(env.stderr, "error: %v\n", err)

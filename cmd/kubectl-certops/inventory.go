@@ -117,7 +117,7 @@ func runInventory(ctx context.Context, env *environment, args []string) error {
 		}
 		return strings.Compare(formatTime(a.Expires), formatTime(b.Expires))
 	})
-	if flags.output == "json" {
+	if flags.output == outputJSON {
 		return writeJSON(env, inv)
 	}
 	w := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)

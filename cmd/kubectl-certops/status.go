@@ -69,7 +69,7 @@ func runStatus(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	if flags.output == "json" {
+	if flags.output == outputJSON {
 		return writeJSON(env, rows)
 	}
 	if len(rows) == 0 {

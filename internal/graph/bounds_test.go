@@ -290,7 +290,7 @@ func TestResponseBodiesAreCappedAt4MiB(t *testing.T) {
 				}
 				return
 			}
-			want := "graph: userPfxCertificates.get: Graph's answer (200) is larger than 4 MiB, the most the operator reads of one response; it was abandoned"
+			want := "graph: userPfxCertificates.get: the answer of Graph (200) is larger than 4 MiB, the most the operator reads of one response; it was abandoned"
 			if err == nil || err.Error() != want {
 				t.Fatalf("err = %v\nwant  %s", err, want)
 			}

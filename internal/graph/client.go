@@ -251,21 +251,9 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		if err != nil {
 			return fmt.Errorf("graph: %s: get token: %w", cl.op, err)
 		}
-		// Another call of this app may have been told to wait: do not send before that wait is over. Checked
-		// just before sending (this call may have queued on the write budget meanwhile), and again after each
-		// pause, since a new 429 may have extended the wait.
-		for until := c.heldUntil(); until.After(waitedUntil); until = c.heldUntil() {
-			if d := time.Until(until); d > 0 {
-				if waited+d > c.maxWait {
-					return &Error{StatusCode: http.StatusTooManyRequests, Code: "ClientThrottled", Operation: cl.op, RetryAfter: d,
-						Message: "Graph asked this application to wait; not sending before its Retry-After has passed"}
-				}
-				if err := c.sleep(ctx, d); err != nil {
-					return fmt.Errorf("graph: %s: %w", cl.op, err)
-				}
-				waited += d
-			}
-			waitedUntil = until
+		// Checked just before sending: this call may have queued on the write budget meanwhile.
+		if err := c.waitForHold(ctx, cl.op, &waited, &waitedUntil); err != nil {
+			return err
 		}
 		res, sent, err := c.send(ctx, cl, body, token.Token)
 		if ctx.Err() != nil {
@@ -297,26 +285,14 @@ func (c *Client) do(ctx context.Context, cl call) error {
 			}
 			return nil
 		default:
-			gerr := decodeError(cl.op, res.status, res.header, res.body, res.clientRequestID)
-			if !retryableStatus(res.status) || (cl.method == http.MethodPost && !serverDidNotAct(res.status)) {
+			gerr, retry := c.errorWait(ctx, cl, res, &waitedUntil)
+			if !retry {
 				return gerr
 			}
-			if d, ok := retryAfterHeader(res.header, time.Now()); ok {
-				d = capRetryAfter(ctx, cl.op, res.status, d)
-				wait, gerr.RetryAfter = d, d
-			} else if res.status == http.StatusTooManyRequests {
-				// Microsoft's import tool waits 60 s when a 429 names no wait.
-				wait, gerr.RetryAfter = defaultThrottleWait, defaultThrottleWait
-			} else {
+			wait, final = gerr.RetryAfter, gerr
+			if wait == 0 {
 				wait = backoff(attempt)
 			}
-			if res.status == http.StatusTooManyRequests {
-				waitedUntil = time.Now().Add(wait)
-				if c.throttle != nil {
-					c.throttle.holdUntil(waitedUntil)
-				}
-			}
-			final = gerr
 		}
 
 		if attempt >= c.retries {
@@ -337,6 +313,47 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		}
 		waited += wait
 	}
+}
+
+// waitForHold waits while another call of this app was told to wait (a 429's Retry-After), and again after
+// each pause, since a new 429 may have extended the wait. Past the call's budget for waiting it returns the
+// throttling as an error, for the controller to requeue.
+func (c *Client) waitForHold(ctx context.Context, op string, waited *time.Duration, waitedUntil *time.Time) error {
+	for until := c.heldUntil(); until.After(*waitedUntil); until = c.heldUntil() {
+		if d := time.Until(until); d > 0 {
+			if *waited+d > c.maxWait {
+				return &Error{StatusCode: http.StatusTooManyRequests, Code: "ClientThrottled", Operation: op, RetryAfter: d,
+					Message: "Graph asked this application to wait; not sending before its Retry-After has passed"}
+			}
+			if err := c.sleep(ctx, d); err != nil {
+				return fmt.Errorf("graph: %s: %w", op, err)
+			}
+			*waited += d
+		}
+		*waitedUntil = until
+	}
+	return nil
+}
+
+// errorWait decodes a non-2xx answer and says whether the call may be sent again; the error's RetryAfter is
+// the wait the service named (0: back off). A 429 holds every call of the app until that wait is over.
+func (c *Client) errorWait(ctx context.Context, cl call, res *response, waitedUntil *time.Time) (*Error, bool) {
+	gerr := decodeError(cl.op, res.status, res.header, res.body, res.clientRequestID)
+	if !retryableStatus(res.status) || (cl.method == http.MethodPost && !serverDidNotAct(res.status)) {
+		return gerr, false
+	}
+	if d, ok := retryAfterHeader(res.header, time.Now()); ok {
+		gerr.RetryAfter = capRetryAfter(ctx, cl.op, res.status, d)
+	} else if res.status == http.StatusTooManyRequests {
+		gerr.RetryAfter = defaultThrottleWait // Microsoft's import tool waits 60 s when a 429 names no wait
+	}
+	if res.status == http.StatusTooManyRequests {
+		*waitedUntil = time.Now().Add(gerr.RetryAfter)
+		if c.throttle != nil {
+			c.throttle.holdUntil(*waitedUntil)
+		}
+	}
+	return gerr, true
 }
 
 // heldUntil is when the app's shared throttle lets calls go again (zero without one).
@@ -459,7 +476,7 @@ func (c *Client) roundTrip(req *http.Request) (*response, error) {
 }
 
 func responseTooLarge(status int) error {
-	return fmt.Errorf("Graph's answer (%d) is larger than %s, the most the operator reads of one response; it was abandoned",
+	return fmt.Errorf("the answer of Graph (%d) is larger than %s, the most the operator reads of one response; it was abandoned",
 		status, formatBytes(maxResponseBody))
 }
 

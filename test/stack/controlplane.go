@@ -15,7 +15,7 @@ import (
 // all a restart needs, so that timeout is not an error here as long as the port is released.
 func (s *Stack) RestartControlPlane(between func()) error {
 	cp := &s.Env.ControlPlane
-	apiAddr := net.JoinHostPort(cp.APIServer.SecureServing.Address, cp.APIServer.SecureServing.Port)
+	apiAddr := net.JoinHostPort(cp.APIServer.Address, cp.APIServer.Port)
 	stopErr := cp.APIServer.Stop()
 	if err := waitClosed(apiAddr, 30*time.Second); err != nil {
 		return fmt.Errorf("stopping the API server (%v): %w", stopErr, err)
