@@ -219,10 +219,9 @@ func override[V comparable](field *V, value V) {
 }
 
 // sync makes Graph hold the desired record and says what it did (an Event reason, "" when nothing changed).
-// Graph assigns random ids, so before any create the profile's records are listed and one of the same
-// certificate adopted: a crash between a create and the status write does not make a second record.
+// Graph assigns random ids, so the record is found by its certificate before any create (assignedRecord):
+// a crash between a create and the status write does not make a second record.
 func (r *ManagedDeviceCertificateStateReconciler) sync(ctx context.Context, obj *intunev1alpha1.ManagedDeviceCertificateState, want *desiredDeviceState) (*graph.ManagedDeviceCertificateState, string, error) {
-	gc := want.conn.Graph
 	// Before the first write: one resource per record (Graph assigns the id, so the record is known by its
 	// profile and certificate, as adoption finds it).
 	recordKey := deviceStateRecordKey(want)
@@ -230,78 +229,73 @@ func (r *ManagedDeviceCertificateStateReconciler) sync(ctx context.Context, obj 
 	if err != nil {
 		return nil, "", err
 	}
-	var record *graph.ManagedDeviceCertificateState
-	if id := obj.Status.ID; id != "" {
-		got, err := gc.GetManagedDeviceCertificateState(ctx, want.profile, id)
-		if err != nil && !graph.IsNotFound(err) {
-			return nil, "", r.unclaimUnseen(ctx, obj, want.conn, kindManagedDeviceCertificateState, recordKey, fresh, err)
-		}
-		record = got // nil on 404: the record, or its whole profile, is gone; the list below tells which
+	flow := &assignedRecord[graph.ManagedDeviceCertificateState]{
+		ext:     &deviceStateRecords{gc: want.conn.Graph, want: want},
+		id:      obj.Status.ID,
+		mark:    &obj.Status.CreateStartedTime,
+		idOf:    func(s *graph.ManagedDeviceCertificateState) string { return s.ID },
+		matches: func(s *graph.ManagedDeviceCertificateState) bool { return matchesDeviceState(s, want.state) },
+		unseen: func(ctx context.Context, err error) error {
+			return r.unclaimUnseen(ctx, obj, want.conn, kindManagedDeviceCertificateState, recordKey, fresh, err)
+		},
+		adopt: func(ctx context.Context) error {
+			if fresh && adoptionRefused(want.conn) {
+				return r.refuseAdoption(ctx, obj, want.conn, kindManagedDeviceCertificateState, recordKey)
+			}
+			return nil
+		},
+		beginCreate: func(ctx context.Context) error { return r.beginCreate(ctx, obj, &obj.Status.CreateStartedTime) },
+		settling:    func(mark *metav1.Time) error { return r.createSettling(mark, r.Clock.Now()) },
 	}
-	action := ""
-	if record == nil {
-		states, err := gc.ListManagedDeviceCertificateStates(ctx, want.profile)
-		if err != nil {
-			return nil, "", r.unclaimUnseen(ctx, obj, want.conn, kindManagedDeviceCertificateState, recordKey, fresh, profileError(err, want))
-		}
-		record = findDeviceState(states, want.state)
-		switch {
-		case record == nil:
-			return r.create(ctx, obj, want)
-		case obj.Status.CreateStartedTime != nil:
-			action = "Created" // this resource's own create, whose answer was lost
-		case fresh && adoptionRefused(want.conn):
-			return nil, "", r.refuseAdoption(ctx, obj, want.conn, kindManagedDeviceCertificateState, recordKey)
-		default:
-			action = "Adopted"
-		}
-		obj.Status.CreateStartedTime = nil
-	}
-	if matchesDeviceState(record, want.state) {
-		return record, action, nil
-	}
-	updated, err := gc.UpdateManagedDeviceCertificateState(ctx, want.profile, record.ID, want.state)
-	if err == nil && updated == nil { // answered 204: read the record as the service now has it
-		updated, err = gc.GetManagedDeviceCertificateState(ctx, want.profile, record.ID)
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	if updated.ID == "" {
-		updated.ID = record.ID
-	}
-	if action == "" {
-		action = "Updated"
-	}
-	return updated, action, nil
+	return flow.sync(ctx)
 }
 
-// create posts the record, unless an earlier create may have made one the list does not show yet. The
-// create is marked in status first, so a lost answer is known to the next pass.
-func (r *ManagedDeviceCertificateStateReconciler) create(ctx context.Context, obj *intunev1alpha1.ManagedDeviceCertificateState, want *desiredDeviceState) (*graph.ManagedDeviceCertificateState, string, error) {
-	if err := r.createSettling(obj.Status.CreateStartedTime, r.Clock.Now()); err != nil {
-		return nil, "", err
+// deviceStateRecords is the external client of one resource's managedDeviceCertificateState (external's
+// contracts): below a profile that does not exist Graph answers 404, which Find and Create report as
+// ProfileNotFound.
+type deviceStateRecords struct {
+	gc   *graph.Client
+	want *desiredDeviceState
+}
+
+func (d *deviceStateRecords) Get(ctx context.Context, id string) (*graph.ManagedDeviceCertificateState, error) {
+	got, err := d.gc.GetManagedDeviceCertificateState(ctx, d.want.profile, id)
+	if graph.IsNotFound(err) {
+		return nil, nil
 	}
-	if err := r.beginCreate(ctx, obj, &obj.Status.CreateStartedTime); err != nil {
-		return nil, "", err
-	}
-	created, err := want.conn.Graph.CreateManagedDeviceCertificateState(ctx, want.profile, want.state)
+	return got, err
+}
+
+func (d *deviceStateRecords) Find(ctx context.Context) (*graph.ManagedDeviceCertificateState, error) {
+	states, err := d.gc.ListManagedDeviceCertificateStates(ctx, d.want.profile)
 	if err != nil {
-		if !graph.WriteMayHaveHappened(err) {
-			obj.Status.CreateStartedTime = nil
-		}
-		return nil, "", profileError(err, want)
+		return nil, profileError(err, d.want)
 	}
-	if created.ID == "" {
-		// Made, but unnamed: the mark stays, and the next pass finds the record by listing.
-		return nil, "", &conditionError{reason: intunev1alpha1.ReasonProgressing, retryAfter: 5 * time.Second,
-			message: "Intune created the record but its answer carried no id: looking for it in the profile's list"}
+	return findDeviceState(states, d.want.state), nil
+}
+
+func (d *deviceStateRecords) Create(ctx context.Context) (*graph.ManagedDeviceCertificateState, error) {
+	created, err := d.gc.CreateManagedDeviceCertificateState(ctx, d.want.profile, d.want.state)
+	return created, profileError(err, d.want)
+}
+
+func (d *deviceStateRecords) Update(ctx context.Context, id string) (*graph.ManagedDeviceCertificateState, error) {
+	updated, err := d.gc.UpdateManagedDeviceCertificateState(ctx, d.want.profile, id, d.want.state)
+	if err == nil && updated == nil { // answered 204: read the record as the service now has it
+		updated, err = d.gc.GetManagedDeviceCertificateState(ctx, d.want.profile, id)
 	}
-	obj.Status.CreateStartedTime = nil
-	if obj.Status.ID != "" {
-		return created, "Recreated", nil // deleted in Intune meanwhile
+	if err != nil {
+		return nil, err
 	}
-	return created, "Created", nil
+	if updated.ID == "" {
+		updated.ID = id
+	}
+	return updated, nil
+}
+
+func (d *deviceStateRecords) Delete(ctx context.Context, id string) error {
+	// A 404 means the record, or its whole profile, is gone already.
+	return ignoreGone(d.gc.DeleteManagedDeviceCertificateState(ctx, d.want.profile, id))
 }
 
 // deviceStateRecordKey identifies a device state record the way adoption finds it: profile, certificate
@@ -390,8 +384,8 @@ func (r *ManagedDeviceCertificateStateReconciler) reconcileDelete(ctx context.Co
 		connectionRef: obj.Spec.ConnectionRef,
 		records:       obj.Status.ID,
 		remove: func(ctx context.Context, conn *connection.Connection) (string, error) {
-			// A 404 means the record, or its whole profile, is gone already.
-			return "", ignoreGone(conn.Graph.DeleteManagedDeviceCertificateState(ctx, profile, obj.Status.ID))
+			records := &deviceStateRecords{gc: conn.Graph, want: &desiredDeviceState{profile: profile}}
+			return "", records.Delete(ctx, obj.Status.ID)
 		},
 	})
 }

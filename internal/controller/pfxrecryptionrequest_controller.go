@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -63,10 +64,11 @@ func (r *PfxRecryptionRequestReconciler) create(ctx context.Context, obj *intune
 	if err != nil {
 		return r.fail(ctx, obj, err)
 	}
-	want := recryptionPayload(&obj.Spec, conn)
+	ext := &recryptionRecords{gc: conn.Graph, want: recryptionPayload(&obj.Spec, conn)}
 	confirmed := false
 	if started := obj.Status.CreateStartedTime; started != nil {
-		found, err := r.findCreated(ctx, conn, want, started.Time)
+		ext.since = started.Time
+		found, err := ext.Find(ctx)
 		switch {
 		case found != nil:
 			return r.created(ctx, obj, found, "Created"), nil
@@ -97,7 +99,7 @@ func (r *PfxRecryptionRequestReconciler) create(ctx context.Context, obj *intune
 			return ctrl.Result{}, err
 		}
 	}
-	created, err := conn.Graph.CreatePfxRecryptionRequest(ctx, want)
+	created, err := ext.Create(ctx)
 	if err != nil {
 		if !graph.WriteMayHaveHappened(err) {
 			obj.Status.CreateStartedTime = nil // refused: nothing was made
@@ -122,21 +124,52 @@ func (r *PfxRecryptionRequestReconciler) created(ctx context.Context, obj *intun
 	return ctrl.Result{RequeueAfter: jittered(r.ResyncPeriod)}
 }
 
-// findCreated looks in Intune's list for the request a create started at started may have made: same
-// fields, created no earlier than the mark (less clock skew). An error means the list could not be read.
-func (r *PfxRecryptionRequestReconciler) findCreated(ctx context.Context, conn *connection.Connection, want *graph.PfxRecryptionRequest, started time.Time) (*graph.PfxRecryptionRequest, error) {
-	all, err := conn.Graph.ListPfxRecryptionRequests(ctx)
+// recryptionRecords is the external client of one resource's pfxRecryptionRequest (external's contracts).
+// The request is created once and never updated (its spec is immutable); the type lists no id property and
+// the pages document no $filter, so Find reads the whole list and matches the fields a create sends.
+type recryptionRecords struct {
+	gc   *graph.Client
+	want *graph.PfxRecryptionRequest
+	// since is when this resource's create started: Find ignores older requests of the same fields (less
+	// clock skew), made for an earlier resource.
+	since time.Time
+}
+
+func (x *recryptionRecords) Get(ctx context.Context, id string) (*graph.PfxRecryptionRequest, error) {
+	got, err := x.gc.GetPfxRecryptionRequest(ctx, id)
+	if graph.IsNotFound(err) {
+		return nil, nil
+	}
+	return got, err
+}
+
+func (x *recryptionRecords) Find(ctx context.Context) (*graph.PfxRecryptionRequest, error) {
+	all, err := x.gc.ListPfxRecryptionRequests(ctx)
 	if err != nil {
 		return nil, err
 	}
 	const skew = 5 * time.Minute
 	for i := range all {
 		rec := &all[i]
-		if rec.ID != "" && sameRecryption(rec, want) && (rec.CreatedTime.IsZero() || !rec.CreatedTime.Before(started.Add(-skew))) {
+		if rec.ID != "" && sameRecryption(rec, x.want) && (rec.CreatedTime.IsZero() || !rec.CreatedTime.Before(x.since.Add(-skew))) {
 			return rec, nil
 		}
 	}
 	return nil, nil
+}
+
+func (x *recryptionRecords) Create(ctx context.Context) (*graph.PfxRecryptionRequest, error) {
+	return x.gc.CreatePfxRecryptionRequest(ctx, x.want)
+}
+
+// Update is never called: a request's spec is immutable, and a recryption is asked for again with a new
+// resource.
+func (x *recryptionRecords) Update(context.Context, string) (*graph.PfxRecryptionRequest, error) {
+	return nil, errors.New("a pfxRecryptionRequest is created once and never updated")
+}
+
+func (x *recryptionRecords) Delete(ctx context.Context, id string) error {
+	return ignoreGone(x.gc.DeletePfxRecryptionRequest(ctx, id))
 }
 
 // sameRecryption compares the fields a create sends.
@@ -182,8 +215,8 @@ func (r *PfxRecryptionRequestReconciler) observe(ctx context.Context, obj *intun
 	if err != nil {
 		return r.fail(ctx, obj, err)
 	}
-	record, err := conn.Graph.GetPfxRecryptionRequest(ctx, obj.Status.ID)
-	if graph.IsNotFound(err) {
+	record, err := (&recryptionRecords{gc: conn.Graph}).Get(ctx, obj.Status.ID)
+	if err == nil && record == nil {
 		err = &conditionError{reason: intunev1alpha1.ReasonRecordNotFound, terminal: true, message: fmt.Sprintf(
 			"Intune no longer has pfxRecryptionRequest %s (deleted there, or consumed by the connector); a request is "+
 				"created once and not again: delete this resource, and create a new one to ask for another recryption", obj.Status.ID)}
@@ -238,7 +271,7 @@ func (r *PfxRecryptionRequestReconciler) reconcileDelete(ctx context.Context, ob
 		connectionRef: obj.Spec.ConnectionRef,
 		records:       obj.Status.ID,
 		remove: func(ctx context.Context, conn *connection.Connection) (string, error) {
-			return "", ignoreGone(conn.Graph.DeletePfxRecryptionRequest(ctx, obj.Status.ID))
+			return "", (&recryptionRecords{gc: conn.Graph}).Delete(ctx, obj.Status.ID)
 		},
 	})
 }

@@ -168,112 +168,98 @@ func (r *PfxUserCertificateReconciler) sync(ctx context.Context, obj *intunev1al
 			return record, "", nil
 		}
 	}
-	updated, err := r.update(ctx, id, want)
+	updated, err := (&pfxUserRecords{r: r, want: want}).Update(ctx, id)
 	if err != nil {
 		return nil, "", recordError(err, id, want)
 	}
 	return updated, "Updated", nil
 }
 
-// syncOwned keeps the record this resource creates. Graph assigns its id, so before any create the
-// user's record of this certificate is looked for in the list: a create whose answer was lost is found,
-// not repeated.
+// syncOwned keeps the record this resource creates. Graph assigns its id, so the user's record of this
+// certificate is found in the list before any create (assignedRecord): a create whose answer was lost is
+// found, not repeated. A new certificate of this resource goes into the same record.
 func (r *PfxUserCertificateReconciler) syncOwned(ctx context.Context, obj *intunev1alpha1.PfxUserCertificate, want *desiredPfxUser, pushed bool) (*graph.PfxUserCertificate, string, error) {
-	gc := want.conn.Graph
 	key := strings.ToLower(want.record.UserID) + "/" + strings.ToLower(want.record.Thumbprint)
 	fresh, err := r.Claims.claim(ctx, obj, kindPfxUserCertificate, want.conn.TenantID, key)
 	if err != nil {
 		return nil, "", err
 	}
-	var record *graph.PfxUserCertificate
-	if id := obj.Status.ID; id != "" {
-		got, err := gc.GetPfxUserCertificate(ctx, id)
-		if err != nil && !graph.IsNotFound(err) {
-			return nil, "", r.unclaimUnseen(ctx, obj, want.conn, kindPfxUserCertificate, key, fresh, err)
-		}
-		// nil on 404: deleted in Intune. A new certificate of this resource goes into the same record.
-		record = got
+	flow := &assignedRecord[graph.PfxUserCertificate]{
+		ext:  &pfxUserRecords{r: r, want: want},
+		id:   obj.Status.ID,
+		mark: &obj.Status.CreateStartedTime,
+		idOf: func(rec *graph.PfxUserCertificate) string { return rec.ID },
+		// What was pushed last is current only when the source is unchanged (Graph never returns the blob).
+		matches:      func(rec *graph.PfxUserCertificate) bool { return pushed && matchesPfxUser(rec, &want.record) },
+		rewriteFound: true,
+		unseen: func(ctx context.Context, err error) error {
+			return r.unclaimUnseen(ctx, obj, want.conn, kindPfxUserCertificate, key, fresh, err)
+		},
+		adopt: func(ctx context.Context) error {
+			if fresh && adoptionRefused(want.conn) {
+				return r.refuseAdoption(ctx, obj, want.conn, kindPfxUserCertificate, key)
+			}
+			return nil
+		},
+		beginCreate: func(ctx context.Context) error { return r.beginCreate(ctx, obj, &obj.Status.CreateStartedTime) },
+		settling:    func(mark *metav1.Time) error { return r.createSettling(mark, r.Clock.Now()) },
 	}
-	action := ""
-	if record == nil {
-		all, err := gc.ListPfxUserCertificates(ctx)
-		if err != nil {
-			return nil, "", r.unclaimUnseen(ctx, obj, want.conn, kindPfxUserCertificate, key, fresh, err)
-		}
-		record = findPfxUser(all, &want.record)
-		switch {
-		case record == nil:
-			return r.create(ctx, obj, want)
-		case obj.Status.CreateStartedTime != nil:
-			action = "Created" // this resource's own create, whose answer was lost or carried no id
-		case fresh && adoptionRefused(want.conn):
-			return nil, "", r.refuseAdoption(ctx, obj, want.conn, kindPfxUserCertificate, key)
-		default:
-			action = "Adopted"
-		}
-		obj.Status.CreateStartedTime = nil
-		obj.Status.ID = record.ID
-		pushed = false // what was pushed went nowhere (or its answer was lost): write the whole payload
-	}
-	if pushed && matchesPfxUser(record, &want.record) {
-		return record, action, nil
-	}
-	updated, err := r.update(ctx, record.ID, want)
+	record, action, err := flow.sync(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	if action == "" {
-		action = "Updated"
-	}
-	return updated, action, nil
+	obj.Status.ID = record.ID
+	return record, action, nil
 }
 
-// create posts the record, unless an earlier create may have made one the list does not show yet. The
-// create is marked in status first, so a lost answer is known to the next pass.
-func (r *PfxUserCertificateReconciler) create(ctx context.Context, obj *intunev1alpha1.PfxUserCertificate, want *desiredPfxUser) (*graph.PfxUserCertificate, string, error) {
-	if err := r.createSettling(obj.Status.CreateStartedTime, r.Clock.Now()); err != nil {
-		return nil, "", err
-	}
-	payload, err := r.payload(want)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := r.beginCreate(ctx, obj, &obj.Status.CreateStartedTime); err != nil {
-		return nil, "", err
-	}
-	created, err := want.conn.Graph.CreatePfxUserCertificate(ctx, payload)
-	if err != nil {
-		if !graph.WriteMayHaveHappened(err) {
-			obj.Status.CreateStartedTime = nil
-		}
-		return nil, "", err
-	}
-	if created.ID == "" {
-		// Made, but unnamed: the mark stays, and the next pass finds the record by listing.
-		return nil, "", &conditionError{reason: intunev1alpha1.ReasonProgressing, retryAfter: 5 * time.Second,
-			message: "Intune created the record but its answer carried no id: looking for it in the list"}
-	}
-	obj.Status.CreateStartedTime = nil
-	action := "Created"
-	if obj.Status.ID != "" {
-		action = "Recreated" // deleted in Intune meanwhile
-	}
-	obj.Status.ID = created.ID
-	return created, action, nil
+// pfxUserRecords is the external client of one resource's pfxUserCertificate (external's contracts). The
+// type lists no id property and the pages document no $filter, so Find reads the whole list and matches
+// the user and thumbprint.
+type pfxUserRecords struct {
+	r    *PfxUserCertificateReconciler
+	want *desiredPfxUser
 }
 
-// update PATCHes the whole payload onto record id; for a 204 answer it reads the record back.
-func (r *PfxUserCertificateReconciler) update(ctx context.Context, id string, want *desiredPfxUser) (*graph.PfxUserCertificate, error) {
-	payload, err := r.payload(want)
+func (p *pfxUserRecords) Get(ctx context.Context, id string) (*graph.PfxUserCertificate, error) {
+	got, err := p.want.conn.Graph.GetPfxUserCertificate(ctx, id)
+	if graph.IsNotFound(err) {
+		return nil, nil
+	}
+	return got, err
+}
+
+func (p *pfxUserRecords) Find(ctx context.Context) (*graph.PfxUserCertificate, error) {
+	all, err := p.want.conn.Graph.ListPfxUserCertificates(ctx)
 	if err != nil {
 		return nil, err
 	}
-	gc := want.conn.Graph
+	return findPfxUser(all, &p.want.record), nil
+}
+
+func (p *pfxUserRecords) Create(ctx context.Context) (*graph.PfxUserCertificate, error) {
+	payload, err := p.r.payload(p.want)
+	if err != nil {
+		return nil, err
+	}
+	return p.want.conn.Graph.CreatePfxUserCertificate(ctx, payload)
+}
+
+// Update PATCHes the whole payload onto record id; for a 204 answer it reads the record back.
+func (p *pfxUserRecords) Update(ctx context.Context, id string) (*graph.PfxUserCertificate, error) {
+	payload, err := p.r.payload(p.want)
+	if err != nil {
+		return nil, err
+	}
+	gc := p.want.conn.Graph
 	updated, err := gc.UpdatePfxUserCertificate(ctx, id, payload)
 	if err == nil && updated == nil {
 		updated, err = gc.GetPfxUserCertificate(ctx, id)
 	}
 	return updated, err
+}
+
+func (p *pfxUserRecords) Delete(ctx context.Context, id string) error {
+	return ignoreGone(p.want.conn.Graph.DeletePfxUserCertificate(ctx, id))
 }
 
 // sameCertificate says whether rec is the user's record of the wanted certificate: what identifies a
@@ -321,7 +307,7 @@ func (r *PfxUserCertificateReconciler) reconcileDelete(ctx context.Context, obj 
 		connectionRef: obj.Spec.ConnectionRef,
 		records:       owned,
 		remove: func(ctx context.Context, conn *connection.Connection) (string, error) {
-			return "", ignoreGone(conn.Graph.DeletePfxUserCertificate(ctx, owned))
+			return "", (&pfxUserRecords{want: &desiredPfxUser{conn: conn}}).Delete(ctx, owned)
 		},
 	})
 }

@@ -227,53 +227,102 @@ func (r *UserPfxCertificateReconciler) sync(ctx context.Context, obj *intunev1al
 	if err != nil {
 		return nil, "", err
 	}
-	existing, err := gc.GetUserPFXCertificate(ctx, id)
+	ext := &userPfxRecords{r: r, want: want, id: id}
+	existing, err := ext.Get(ctx, id)
 	switch {
-	case err == nil && fresh && adoptionRefused(want.conn):
-		return nil, "", r.refuseAdoption(ctx, obj, want.conn, kindUserPfxCertificate, id)
-	case graph.IsNotFound(err):
-		payload, err := r.payload(want)
-		if err != nil {
-			return nil, "", err
-		}
-		created, err := gc.CreateUserPFXCertificate(ctx, payload)
-		if graph.IsConflict(err) {
-			// Created meanwhile (the service can lag behind its own writes): make it ours with an update.
-			created, err = gc.UpdateUserPFXCertificate(ctx, id, payload)
-			created = orSent(created, payload, nil)
-		}
-		if (err != nil && !graph.IsRetryable(err)) || (err == nil && created.ID != "" && !strings.EqualFold(created.ID, id)) {
-			// The user may be gone, or back under a new id (the record's id names it): ask Graph again next time.
-			gc.ForgetUserID(want.upn)
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		return withID(created, id), createAction(obj.Status.ID, id), nil
 	case err != nil:
 		return nil, "", r.unclaimUnseen(ctx, obj, want.conn, kindUserPfxCertificate, id, fresh, err)
+	case existing == nil:
+		created, err := ext.Create(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		return created, createAction(obj.Status.ID, id), nil
+	case fresh && adoptionRefused(want.conn):
+		return nil, "", r.refuseAdoption(ctx, obj, want.conn, kindUserPfxCertificate, id)
 	}
 
 	adopting := obj.Status.ID != id
 	if matchesRecord(existing, want) && (adopting || obj.Status.SourceHash == want.hash) {
 		if adopting {
-			return withID(existing, id), adoptAction(obj.Status.ID), nil
+			return existing, adoptAction(obj.Status.ID), nil
 		}
-		return withID(existing, id), "", nil // drift check: Intune matches, nothing written
+		return existing, "", nil // drift check: Intune matches, nothing written
 	}
-	payload, err := r.payload(want)
+	updated, err := ext.Update(ctx, id)
 	if err != nil {
 		return nil, "", err
+	}
+	if adopting {
+		return updated, adoptAction(obj.Status.ID), nil
+	}
+	return updated, actionUpdated, nil
+}
+
+// userPfxRecords is the external client of one resource's userPfxCertificate (external's contracts). Its id
+// is {userObjectIdWithoutDashes}-{thumbprint}: the record of the wanted certificate is the one of that id,
+// so Find is a Get, and a create that collides (409, made meanwhile) adopts the record with an update.
+type userPfxRecords struct {
+	r    *UserPfxCertificateReconciler
+	want *desiredUserPfx
+	id   string
+}
+
+func (u *userPfxRecords) Get(ctx context.Context, id string) (*graph.UserPFXCertificate, error) {
+	got, err := u.want.conn.Graph.GetUserPFXCertificate(ctx, id)
+	if graph.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return withID(got, id), nil
+}
+
+func (u *userPfxRecords) Find(ctx context.Context) (*graph.UserPFXCertificate, error) {
+	return u.Get(ctx, u.id)
+}
+
+func (u *userPfxRecords) Create(ctx context.Context) (*graph.UserPFXCertificate, error) {
+	gc := u.want.conn.Graph
+	payload, err := u.r.payload(u.want)
+	if err != nil {
+		return nil, err
+	}
+	created, err := gc.CreateUserPFXCertificate(ctx, payload)
+	if graph.IsConflict(err) {
+		// Created meanwhile (the service can lag behind its own writes): make it ours with an update.
+		return u.Update(ctx, u.id)
+	}
+	if (err != nil && !graph.IsRetryable(err)) || (err == nil && created.ID != "" && !strings.EqualFold(created.ID, u.id)) {
+		// The user may be gone, or back under a new id (the record's id names it): ask Graph again next time.
+		gc.ForgetUserID(u.want.upn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return withID(created, u.id), nil
+}
+
+// Update PATCHes the whole payload onto record id; for a 204 answer it reads the record back.
+func (u *userPfxRecords) Update(ctx context.Context, id string) (*graph.UserPFXCertificate, error) {
+	gc := u.want.conn.Graph
+	payload, err := u.r.payload(u.want)
+	if err != nil {
+		return nil, err
 	}
 	updated, err := gc.UpdateUserPFXCertificate(ctx, id, payload)
+	if err == nil && updated == nil {
+		updated, err = gc.GetUserPFXCertificate(ctx, id)
+	}
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	updated = orSent(updated, payload, existing)
-	if adopting {
-		return withID(updated, id), adoptAction(obj.Status.ID), nil
-	}
-	return withID(updated, id), "Updated", nil
+	return withID(updated, id), nil
+}
+
+func (u *userPfxRecords) Delete(ctx context.Context, id string) error {
+	return ignoreGone(u.want.conn.Graph.DeleteUserPFXCertificate(ctx, id))
 }
 
 // payload builds the record as Intune expects it: the raw PFX and its password encrypted for the connector.
@@ -430,20 +479,6 @@ func adoptAction(previousID string) string {
 		return "Adopted"
 	}
 	return "Rotated"
-}
-
-// orSent stands in for a PATCH answered 204 (no body): the record is then what was sent, without its
-// secret parts, with the timestamps of before.
-func orSent(answer, sent, before *graph.UserPFXCertificate) *graph.UserPFXCertificate {
-	if answer != nil {
-		return answer
-	}
-	out := *sent
-	out.EncryptedPfxBlob, out.EncryptedPfxPassword = nil, ""
-	if before != nil {
-		out.CreatedDateTime, out.LastModifiedDateTime = before.CreatedDateTime, before.LastModifiedDateTime
-	}
-	return &out
 }
 
 // withID fills the id when Graph's answer omitted it.

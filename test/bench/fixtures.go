@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -45,14 +46,20 @@ func newIssuer() (*issuer, error) {
 
 // pfx issues a certificate for upn and returns it as a PFX with its thumbprint.
 func (is *issuer) pfx(upn string) (data []byte, thumbprint string, err error) {
+	data, thumbprint, _, err = is.pfxCert(upn)
+	return data, thumbprint, err
+}
+
+// pfxCert is pfx with the certificate itself.
+func (is *issuer) pfxCert(upn string) (data []byte, thumbprint string, cert *x509.Certificate, err error) {
 	c, err := testutil.IssueUserCertificate(is.key, upn, is.now.Add(-time.Hour), is.now.AddDate(1, 0, 0))
 	if err != nil {
-		return nil, "", fmt.Errorf("issuing a certificate for %s: %w", upn, err)
+		return nil, "", nil, fmt.Errorf("issuing a certificate for %s: %w", upn, err)
 	}
 	if data, err = c.PFX(pfxPassword); err != nil {
-		return nil, "", fmt.Errorf("encoding the PFX of %s: %w", upn, err)
+		return nil, "", nil, fmt.Errorf("encoding the PFX of %s: %w", upn, err)
 	}
-	return data, c.Thumbprint(), nil
+	return data, c.Thumbprint(), c.Cert, nil
 }
 
 // certificate is one generated UserPfxCertificate with its Secret and user.
@@ -61,6 +68,8 @@ type certificate struct {
 	user       graphsim.User
 	pfx        []byte
 	thumbprint string
+	// notBefore and notAfter are the certificate's validity, as a record in Intune shows it (-seed).
+	notBefore, notAfter time.Time
 }
 
 func (c *certificate) secretName() string { return "pfx-" + c.name }
@@ -75,11 +84,12 @@ func (is *issuer) issueAll(ctx context.Context, prefix string, users []graphsim.
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			data, thumbprint, err := is.pfx(u.UserPrincipalName)
+			data, thumbprint, cert, err := is.pfxCert(u.UserPrincipalName)
 			if err != nil {
 				return err
 			}
-			certs[i] = &certificate{name: fmt.Sprintf("%s-%05d", prefix, i), user: u, pfx: data, thumbprint: thumbprint}
+			certs[i] = &certificate{name: fmt.Sprintf("%s-%05d", prefix, i), user: u, pfx: data, thumbprint: thumbprint,
+				notBefore: cert.NotBefore, notAfter: cert.NotAfter}
 			return nil
 		})
 	}

@@ -74,3 +74,22 @@ func TestOperationNamesGraphRequestsWithoutIds(t *testing.T) {
 		t.Errorf("counts = %+v, want 4 Graph requests, 2 writes, 1 throttled, 1 sign-in, 1 certificate read", counts)
 	}
 }
+
+func TestResyncRequestCountsTheResourcesKindsButNotTheConnectionsOrCaches(t *testing.T) {
+	for op, want := range map[string]bool{
+		"GET userpfxcertificates (intune.certops.dev)":          true,
+		"PATCH userpfxcertificates/status (intune.certops.dev)": true,
+		"GET secrets": true,
+		"POST events": true,
+		"GET clustergraphconnections (intune.certops.dev)":          false,
+		"PATCH clustergraphconnections/status (intune.certops.dev)": false,
+		"WATCH userpfxcertificates (intune.certops.dev)":            false,
+		"LIST secrets":  false,
+		"PUT leases":    false,
+		"GET endpoints": false,
+	} {
+		if got := resyncRequest(op); got != want {
+			t.Errorf("resyncRequest(%q) = %t, want %t", op, got, want)
+		}
+	}
+}

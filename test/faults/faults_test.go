@@ -530,7 +530,7 @@ func (r *run) confirmNotCreated(ctx context.Context, all *resources, confirmed m
 		o := &all.recryption[i]
 		ready := meta.FindStatusCondition(o.Status.Conditions, intunev1alpha1.ConditionReady)
 		if ready == nil || ready.Reason != intunev1alpha1.ReasonCreateOutcomeUnknown || o.Annotations[intunev1alpha1.AnnotationConfirmNotCreated] == "true" ||
-			(confirmed[o.Name] == o.ResourceVersion && !held[o.Name]) {
+			confirmed[o.Name] == o.ResourceVersion {
 			continue
 		}
 		if records == nil {
@@ -544,8 +544,8 @@ func (r *run) confirmNotCreated(ctx context.Context, all *resources, confirmed m
 			held[o.Name] = held[o.Name] || (strings.EqualFold(rec.UserID, o.Spec.UserID) && strings.EqualFold(rec.DeviceID, o.Spec.DeviceID) &&
 				strings.EqualFold(rec.ProfileID, o.Spec.ProfileID))
 		}
-		if held[o.Name] || confirmed[o.Name] == o.ResourceVersion {
-			continue // held: the operator cannot adopt it; reported by the ledger
+		if held[o.Name] {
+			continue // the operator cannot adopt it: settled, and reported by the ledger
 		}
 		patch := client.RawPatch("application/merge-patch+json",
 			[]byte(`{"metadata":{"annotations":{"`+intunev1alpha1.AnnotationConfirmNotCreated+`":"true"}}}`))

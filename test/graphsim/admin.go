@@ -22,6 +22,7 @@ import (
 //	DELETE /_sim/userPfxCertificates/{tenant}/{id}
 //	POST   /_sim/deviceConfigurations/{tenant}    DeviceConfiguration
 //	PUT    /_sim/pfxUserCertificates/{tenant}     PfxUserCertificate (seeds a record)
+//	POST   /_sim/userPfxCertificates/{tenant}     []UserPFXCertificate (seeds records in bulk; seed.go)
 //
 // Faults (JSON names; durations like "1.5s"; all off by default): latency, errorRate/errorStatus,
 // throttleRate/retryAfter, dropRate, script and redirectTo fault a request before any effect;
@@ -137,6 +138,7 @@ func (s *Server) newAdminMux() *http.ServeMux {
 		s.PutPfxUserCertificate(r.PathValue("tenant"), rec)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	s.addSeedRoutes(m) // seed.go
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusNotFound, "unknown admin endpoint")
 	})

@@ -231,6 +231,9 @@ func (ts *tenantState) app(clientID string) (App, bool) {
 
 // user finds a user by object id or user principal name, case-insensitively.
 func (ts *tenantState) user(idOrUPN string) (User, bool) {
+	if u, ok := ts.userIndex()[strings.ToLower(idOrUPN)]; ok { // seed.go
+		return u, true
+	}
 	for _, u := range ts.cfg.Users {
 		if strings.EqualFold(u.ID, idOrUPN) || strings.EqualFold(u.UserPrincipalName, idOrUPN) {
 			return u, true
