@@ -202,18 +202,15 @@ func importUser(t *testing.T, ns, name, upn string) (*testutil.UserCertificate, 
 // waitReason waits until obj's Ready condition has reason, and leaves obj as last read.
 func waitReason(t *testing.T, obj *intunev1alpha1.UserPfxCertificate, reason string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)
-		ready := meta.FindStatusCondition(obj.Status.Conditions, intunev1alpha1.ConditionReady)
-		if err == nil && ready != nil && ready.Reason == reason {
-			return
+	testutil.Eventually(t, obj.Namespace+"/"+obj.Name+" Ready reason "+reason, time.Minute, func() error {
+		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s/%s: Ready reason is not %s: %v %+v", obj.Namespace, obj.Name, reason, err, ready)
+		if ready := meta.FindStatusCondition(obj.Status.Conditions, intunev1alpha1.ConditionReady); ready == nil || ready.Reason != reason {
+			return fmt.Errorf("Ready is %+v", ready)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // row finds the table line containing every one of words, or fails.

@@ -59,6 +59,23 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
+// ConditionReason, ConditionMessage and Terminal make an Error the controllers' reasoned failure.
+func (e *Error) ConditionReason() string  { return e.Reason }
+func (e *Error) ConditionMessage() string { return e.Message }
+
+// Terminal says whether the failure waits for a change of a spec or a Secret (which the watches deliver):
+// a missing or refused reference, a policy refusal. A connection not (yet) found, not ready, or whose
+// sign-in failed is looked at again soon.
+func (e *Error) Terminal() bool {
+	switch e.Reason {
+	case intunev1alpha1.ReasonSecretNotFound, intunev1alpha1.ReasonSecretKeyMissing, intunev1alpha1.ReasonInvalidSpec,
+		intunev1alpha1.ReasonAmbientCredentialsNotAllowed, intunev1alpha1.ReasonEndpointNotAllowed,
+		intunev1alpha1.ReasonAccessDenied, intunev1alpha1.ReasonRecordClaimed:
+		return true
+	}
+	return false
+}
+
 // Provider resolves connections. Connections are read from the manager's cache; credential Secrets are read
 // live (Secrets are never cached with their data) and only when their resourceVersion changed.
 type Provider struct {

@@ -1,8 +1,12 @@
 package controller
 
 import (
+	"context"
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -72,4 +76,34 @@ func withoutStatus(in any) (any, error) {
 		}
 	}
 	return in, nil
+}
+
+// statusStrippedCache is the cache as the resource reconcilers may read it: reading one of the kinds whose
+// status the cache strips fails loudly, since a resource read there looks as if it had no record yet, and a
+// reconciler acting on it would create the record again. Those are read with resourceDeps.Live.
+type statusStrippedCache struct{ client.Reader }
+
+func (c statusStrippedCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if err := refuseStripped(obj); err != nil {
+		return err
+	}
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+func (c statusStrippedCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if err := refuseStripped(list); err != nil {
+		return err
+	}
+	return c.Reader.List(ctx, list, opts...)
+}
+
+func refuseStripped(obj runtime.Object) error {
+	switch obj.(type) {
+	case *intunev1alpha1.UserPfxCertificate, *intunev1alpha1.UserPfxCertificateList,
+		*intunev1alpha1.PfxUserCertificate, *intunev1alpha1.PfxUserCertificateList,
+		*intunev1alpha1.PfxRecryptionRequest, *intunev1alpha1.PfxRecryptionRequestList,
+		*intunev1alpha1.ManagedDeviceCertificateState, *intunev1alpha1.ManagedDeviceCertificateStateList:
+		return fmt.Errorf("%T is cached without its status: read it with the live reader", obj)
+	}
+	return nil
 }

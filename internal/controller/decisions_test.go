@@ -4,7 +4,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
 	"github.com/certops/intune-cert-operator/internal/graph"
@@ -117,5 +119,20 @@ func TestMatchesPfxUserLeavesConnectorFieldsUnlessSet(t *testing.T) {
 	rec.Status = nil
 	if matchesPfxUser(&rec, &want) {
 		t.Error("a status the record lacks matched")
+	}
+}
+
+// The reconcilers' cache refuses the kinds it holds without status; everything else passes through.
+func TestStatusStrippedCacheRefusesTheCertificateKinds(t *testing.T) {
+	for _, obj := range []runtime.Object{&intunev1alpha1.UserPfxCertificate{}, &intunev1alpha1.ManagedDeviceCertificateStateList{},
+		&intunev1alpha1.PfxRecryptionRequest{}, &intunev1alpha1.PfxUserCertificateList{}} {
+		if refuseStripped(obj) == nil {
+			t.Errorf("%T passed", obj)
+		}
+	}
+	for _, obj := range []runtime.Object{&corev1.Secret{}, &intunev1alpha1.ClusterGraphConnection{}, &intunev1alpha1.UserPfxCertificateSetList{}} {
+		if err := refuseStripped(obj); err != nil {
+			t.Errorf("%T refused: %v", obj, err)
+		}
 	}
 }

@@ -278,17 +278,7 @@ func (h *harness) userPfx(name, secretName string) *intunev1alpha1.UserPfxCertif
 // The limit only bounds a hung test: nothing asserts how fast anything happens.
 func (h *harness) eventually(what string, check func() error) {
 	h.t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Eventually(h.t, what, waitLimit, check)
 }
 
 // logMark is where the operator's log stands now, for waitPass.

@@ -13,7 +13,6 @@ import (
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
 	"github.com/certops/intune-cert-operator/internal/connection"
 	"github.com/certops/intune-cert-operator/internal/graph"
-	"github.com/certops/intune-cert-operator/internal/pfx"
 )
 
 // failure is what an error means for the resource: the Ready reason and message, and when to try again.
@@ -34,38 +33,27 @@ const (
 	defaultThrottleRetry = 60 * time.Second
 )
 
+// reasoned is a failure that knows what it means for the resource: its Ready reason, a message free of
+// secret material, and whether it waits for a change (terminal). The connection and pfx packages' errors
+// and the reconcilers' own conditionError are reasoned.
+type reasoned interface {
+	error
+	ConditionReason() string
+	ConditionMessage() string
+	Terminal() bool
+}
+
 // classify turns any error of a reconcile into a failure. Every message it builds comes from typed errors
 // whose text is known to be free of secret material.
 func classify(err error) failure {
-	var connErr *connection.Error
-	var pfxErr *pfx.Error
 	var graphErr *graph.Error
-	var condErr *conditionError
+	var known reasoned
 	var authErr *azidentity.AuthenticationFailedError
 	switch {
 	case errors.As(err, &authErr):
 		return failure{reason: intunev1alpha1.ReasonCredentialInvalid, message: signInMessage(err), retryAfter: retryConnection}
-	case errors.As(err, &condErr):
-		f := failure{reason: condErr.reason, message: condErr.message, terminal: condErr.terminal, retryAfter: condErr.retryAfter}
-		switch {
-		case f.reason == intunev1alpha1.ReasonRecordClaimed:
-			// Nothing wakes a resource when the record's owner lets go (claims are not watched): look again soon.
-			f.retryAfter = retryClaimed
-		case f.terminal:
-			f.retryAfter = retryTerminal
-		}
-		return f
-	case errors.As(err, &connErr):
-		f := failure{reason: connErr.Reason, message: connErr.Message, retryAfter: retryConnection}
-		switch connErr.Reason {
-		case intunev1alpha1.ReasonSecretNotFound, intunev1alpha1.ReasonSecretKeyMissing, intunev1alpha1.ReasonInvalidSpec,
-			intunev1alpha1.ReasonAmbientCredentialsNotAllowed, intunev1alpha1.ReasonEndpointNotAllowed,
-			intunev1alpha1.ReasonAccessDenied, intunev1alpha1.ReasonRecordClaimed:
-			f.terminal, f.retryAfter = true, retryTerminal
-		}
-		return f
-	case errors.As(err, &pfxErr):
-		return failure{reason: string(pfxErr.Reason), message: pfxErr.Message, terminal: true, retryAfter: retryTerminal}
+	case errors.As(err, &known):
+		return classifyReasoned(known)
 	case errors.As(err, &graphErr):
 		return classifyGraph(graphErr)
 	case errors.Is(err, context.DeadlineExceeded):
@@ -74,6 +62,26 @@ func classify(err error) failure {
 	default:
 		return failure{reason: intunev1alpha1.ReasonGraphError, message: err.Error()}
 	}
+}
+
+// classifyReasoned decides when a reasoned failure is looked at again: a terminal one after retryTerminal
+// (in case a watched change was missed), a claimed record sooner (claims are not watched), a connection
+// problem after retryConnection, and a reconciler's own wait when it names one.
+func classifyReasoned(e reasoned) failure {
+	f := failure{reason: e.ConditionReason(), message: e.ConditionMessage(), terminal: e.Terminal()}
+	var cond *conditionError
+	var connErr *connection.Error
+	switch {
+	case f.reason == intunev1alpha1.ReasonRecordClaimed:
+		f.retryAfter = retryClaimed
+	case f.terminal:
+		f.retryAfter = retryTerminal
+	case errors.As(e, &cond):
+		f.retryAfter = cond.retryAfter
+	case errors.As(e, &connErr):
+		f.retryAfter = retryConnection
+	}
+	return f
 }
 
 func classifyGraph(e *graph.Error) failure {
@@ -109,7 +117,10 @@ type conditionError struct {
 	retryAfter time.Duration
 }
 
-func (e *conditionError) Error() string { return e.message }
+func (e *conditionError) Error() string            { return e.message }
+func (e *conditionError) ConditionReason() string  { return e.reason }
+func (e *conditionError) ConditionMessage() string { return e.message }
+func (e *conditionError) Terminal() bool           { return e.terminal }
 
 // signInMessage condenses an azidentity failure, which appends the whole HTTP exchange, to its first line
 // and Entra ID's own explanation (e.g. "AADSTS7000215: Invalid client secret provided"), which names the

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
+	"github.com/certops/intune-cert-operator/internal/connection"
 	"github.com/certops/intune-cert-operator/internal/graph"
+	"github.com/certops/intune-cert-operator/internal/pfx"
 )
 
 func TestSignInMessageKeepsEntraExplanationOnly(t *testing.T) {
@@ -81,5 +83,29 @@ func TestClassifyPassDeadline(t *testing.T) {
 	f := classify(fmt.Errorf("graph: userPfxCertificates.list: %w", context.DeadlineExceeded))
 	if f.reason != intunev1alpha1.ReasonGraphError || f.terminal || !strings.Contains(f.message, "--reconcile-timeout") {
 		t.Errorf("classify = %+v", f)
+	}
+}
+
+// The reasoned errors of every package land with their reason, terminal or not as they say.
+func TestClassifyReasonedErrorsOfEveryPackage(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		reason     string
+		terminal   bool
+		retryAfter time.Duration
+	}{
+		{"bad PFX", &pfx.Error{Reason: pfx.ReasonWrongPassword, Message: "m"}, string(pfx.ReasonWrongPassword), true, retryTerminal},
+		{"missing Secret", &connection.Error{Reason: intunev1alpha1.ReasonSecretNotFound, Message: "m"}, intunev1alpha1.ReasonSecretNotFound, true, retryTerminal},
+		{"policy refusal", &connection.Error{Reason: intunev1alpha1.ReasonEndpointNotAllowed, Message: "m"}, intunev1alpha1.ReasonEndpointNotAllowed, true, retryTerminal},
+		{"connection not ready yet", &connection.Error{Reason: intunev1alpha1.ReasonConnectionNotReady, Message: "m"}, intunev1alpha1.ReasonConnectionNotReady, false, retryConnection},
+		{"record claimed elsewhere", &connection.Error{Reason: intunev1alpha1.ReasonRecordClaimed, Message: "m"}, intunev1alpha1.ReasonRecordClaimed, true, retryClaimed},
+		{"wrapped", fmt.Errorf("reading: %w", &pfx.Error{Reason: pfx.ReasonInvalidPfx, Message: "m"}), string(pfx.ReasonInvalidPfx), true, retryTerminal},
+	}
+	for _, tt := range tests {
+		f := classify(tt.err)
+		if f.reason != tt.reason || f.terminal != tt.terminal || f.retryAfter != tt.retryAfter || f.message != "m" {
+			t.Errorf("%s: %+v", tt.name, f)
+		}
 	}
 }

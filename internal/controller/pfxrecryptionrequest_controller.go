@@ -196,7 +196,7 @@ func (r *PfxRecryptionRequestReconciler) outcomeUnknown(obj *intunev1alpha1.PfxR
 func (r *PfxRecryptionRequestReconciler) consumeConfirmation(ctx context.Context, obj *intunev1alpha1.PfxRecryptionRequest) error {
 	edited := obj.DeepCopy()
 	delete(edited.Annotations, intunev1alpha1.AnnotationConfirmNotCreated)
-	if err := r.Patch(ctx, edited, client.MergeFromWithOptions(obj, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := r.Writer.Patch(ctx, edited, client.MergeFromWithOptions(obj, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("failed to remove annotation %s: %w", intunev1alpha1.AnnotationConfirmNotCreated, err)
 	}
 	obj.Annotations, obj.ResourceVersion = edited.Annotations, edited.ResourceVersion

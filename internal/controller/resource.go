@@ -40,7 +40,13 @@ const statusPatchTimeout = 10 * time.Second
 
 // resourceDeps are what every resource reconciler uses.
 type resourceDeps struct {
-	client.Client
+	// Writer writes objects (finalizers, annotations, a set's children); it never reads.
+	Writer client.Writer
+	// StatusWriter writes the status subresource.
+	StatusWriter client.SubResourceWriter
+	// Cache reads what the manager caches (Secret metadata, connections, namespaces). It refuses the kinds
+	// whose status the cache strips: read there, a resource would look as if it had no record yet.
+	Cache client.Reader
 	// Live reads resources, Secrets and ConfigMaps straight from the API server: Secret data is never cached,
 	// and a resource's status written by the previous pass must be seen.
 	Live         client.Reader
@@ -176,7 +182,7 @@ func (r *kindReconciler[T]) run(ctx context.Context, req ctrl.Request, normal, d
 			// What the pass learnt is written even when it ran out of time.
 			patchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusPatchTimeout)
 			defer cancel()
-			if err := r.Status().Patch(patchCtx, obj, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			if err := r.StatusWriter.Patch(patchCtx, obj, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
 				retErr = errors.Join(retErr, fmt.Errorf("failed to patch status: %w", err))
 			}
 		}
@@ -218,7 +224,7 @@ func (r *kindReconciler[T]) persistStatus(ctx context.Context, obj T) error {
 	}
 	base := written.obj.(T).DeepCopyObject().(T)
 	base.SetResourceVersion(obj.GetResourceVersion())
-	if err := r.Status().Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := r.StatusWriter.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("failed to write status: %w", err)
 	}
 	written.obj = obj.DeepCopyObject()
@@ -313,7 +319,7 @@ func (r *kindReconciler[T]) finalize(ctx context.Context, obj T, d deletion) (ct
 func (r *kindReconciler[T]) patchFinalizers(ctx context.Context, obj T, change func(client.Object, string) bool) error {
 	base := obj.DeepCopyObject().(T)
 	change(obj, Finalizer)
-	return r.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	return r.Writer.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 }
 
 // ignoreGone treats Graph's 404 to a delete as success: the record is gone either way.

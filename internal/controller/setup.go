@@ -150,7 +150,8 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		return err
 	}
 	mgr.GetLogger().Info("cert-manager Certificates", "watched", certManager)
-	deps := resourceDeps{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Connections: provider,
+	deps := resourceDeps{Writer: mgr.GetClient(), StatusWriter: mgr.GetClient().Status(),
+		Cache: statusStrippedCache{mgr.GetClient()}, Live: mgr.GetAPIReader(), Connections: provider,
 		Claims:   &recordClaims{writer: mgr.GetClient(), live: mgr.GetAPIReader()},
 		Recorder: recorder, Clock: o.Clock, ResyncPeriod: o.ResyncPeriod, CreateSettle: o.CreateSettle,
 		Resync: newResyncState(o.ResyncPeriod, o.Clock), PassTimeout: o.PassTimeout}

@@ -38,7 +38,7 @@ func (r *UserPfxCertificateReconciler) userPfxInputs(ctx context.Context, obj *i
 	default:
 		return "", nil, false
 	}
-	sources, ok := secretVersions(ctx, r.Client, obj.Namespace, names...)
+	sources, ok := secretVersions(ctx, r.Cache, obj.Namespace, names...)
 	if !ok {
 		return "", nil, false
 	}
@@ -54,7 +54,7 @@ func (r *UserPfxCertificateReconciler) userPfxInputs(ctx context.Context, obj *i
 	if merged.PublicKeyRef == nil || merged.PublicKeyRef.Kind == "ConfigMap" { // ConfigMaps are not cached
 		return "", nil, false
 	}
-	key, ok := secretVersions(ctx, r.Client, keyNamespace, merged.PublicKeyRef.Name)
+	key, ok := secretVersions(ctx, r.Cache, keyNamespace, merged.PublicKeyRef.Name)
 	if !ok {
 		return "", nil, false
 	}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -56,6 +57,8 @@ const maxNamedFailures = 5
 // the children do.
 type UserPfxCertificateSetReconciler struct {
 	kindReconciler[*intunev1alpha1.UserPfxCertificateSet]
+	// scheme names the set's kind in its children's owner references.
+	scheme *runtime.Scheme
 }
 
 var setKind = resourceKind[*intunev1alpha1.UserPfxCertificateSet]{
@@ -69,7 +72,7 @@ var setKind = resourceKind[*intunev1alpha1.UserPfxCertificateSet]{
 // setupSets registers the set controller: woken by its own spec, its children (owner references), and the
 // Secrets or Certificates of its namespace (the selection is read live, as the Secrets' cache keeps no labels).
 func setupSets(mgr manager.Manager, deps resourceDeps, o Options, certManager bool) error {
-	r := &UserPfxCertificateSetReconciler{kindReconciler[*intunev1alpha1.UserPfxCertificateSet]{deps, setKind}}
+	r := &UserPfxCertificateSetReconciler{kindReconciler[*intunev1alpha1.UserPfxCertificateSet]{deps, setKind}, mgr.GetScheme()}
 	c := mgr.GetClient()
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&intunev1alpha1.UserPfxCertificateSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -181,7 +184,7 @@ func (r *UserPfxCertificateSetReconciler) reconcileNormal(ctx context.Context, s
 			// Being replaced (or removed earlier): created again once it is gone, which wakes the set.
 		case child.Spec.UserPrincipalName != spec.UserPrincipalName:
 			// userPrincipalName is immutable, and a record belongs to one user: replace the child.
-			if err := r.Delete(ctx, child); client.IgnoreNotFound(err) != nil {
+			if err := r.Writer.Delete(ctx, child); client.IgnoreNotFound(err) != nil {
 				return ctrl.Result{}, fmt.Errorf("failed to replace child %s: %w", name, err)
 			}
 			removed++
@@ -195,7 +198,7 @@ func (r *UserPfxCertificateSetReconciler) reconcileNormal(ctx context.Context, s
 	for name, child := range children {
 		if !wanted[name] && child.DeletionTimestamp.IsZero() {
 			// The child follows its own deletionPolicy and retention on the way out.
-			if err := r.Delete(ctx, child); client.IgnoreNotFound(err) != nil {
+			if err := r.Writer.Delete(ctx, child); client.IgnoreNotFound(err) != nil {
 				return ctrl.Result{}, fmt.Errorf("failed to delete child %s: %w", name, err)
 			}
 			removed++
@@ -367,10 +370,10 @@ func (r *UserPfxCertificateSetReconciler) createChild(ctx context.Context, set *
 			Annotations: map[string]string{annotationTemplateHash: hash}},
 		Spec: spec,
 	}
-	if err := controllerutil.SetControllerReference(set, child, r.Scheme()); err != nil {
+	if err := controllerutil.SetControllerReference(set, child, r.scheme); err != nil {
 		return "", err
 	}
-	err := r.Create(ctx, child)
+	err := r.Writer.Create(ctx, child)
 	switch {
 	case apierrors.IsAlreadyExists(err):
 		return fmt.Sprintf("%s (a UserPfxCertificate of that name exists and does not belong to this set)", name), nil
@@ -392,7 +395,7 @@ func (r *UserPfxCertificateSetReconciler) updateChild(ctx context.Context, child
 		child.Annotations = map[string]string{}
 	}
 	child.Annotations[annotationTemplateHash] = hash
-	if err := r.Patch(ctx, child, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
+	if err := r.Writer.Patch(ctx, child, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("failed to update child %s: %w", child.Name, err)
 	}
 	return nil

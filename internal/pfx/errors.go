@@ -55,6 +55,12 @@ func (e *Error) Error() string { return e.Message }
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
+// ConditionReason, ConditionMessage and Terminal make an Error the controllers' reasoned failure: bad input
+// always waits for a change of the certificate, its password or the connector key.
+func (e *Error) ConditionReason() string  { return string(e.Reason) }
+func (e *Error) ConditionMessage() string { return e.Message }
+func (e *Error) Terminal() bool           { return true }
+
 // ReasonOf returns the reason of the first *Error in err's chain.
 func ReasonOf(err error) (Reason, bool) {
 	if e, ok := errors.AsType[*Error](err); ok {

@@ -242,17 +242,7 @@ func writeFile(t *testing.T, name, content string) string {
 // waitFor polls until check passes; the bound only ends a hung test, nothing asserts speed.
 func waitFor(t *testing.T, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	testutil.Eventually(t, what, 2*time.Minute, check)
 }
 
 func tail(s string, lines int) string {

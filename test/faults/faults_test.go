@@ -1,16 +1,16 @@
 //go:build faults
 
 // Package faults imports N UserPfxCertificates (and a few resources of every other kind) through the real
-// binaries while something goes wrong: Graph throttles or fails, the operator is SIGKILLed, the control
-// plane or graphsim restarts, the leader replica dies. After each scenario every resource must be Ready,
+// binaries while something goes wrong: Graph throttles or fails (before acting, or after: act then fail),
+// the operator is SIGKILLed, the control plane or graphsim restarts, the leader replica dies. After each scenario every resource must be Ready,
 // Intune (graphsim) must hold exactly one record per resource and nothing else, the status ids must be
 // graphsim's, no call may be retried inside its own Retry-After, and no secret may show in logs, Events,
 // statuses or metrics. Run it with `make test-faults`; FAULTS_N (default 200) and FAULTS_SCENARIOS
 // (e.g. "a,c") shrink it, FAULTS_SEED repeats a run's random moments and graphsim's random faults (the
 // default differs per run; every run prints its seed first, and every failure names it with the violated
-// check), FAULTS_KEEP=1 keeps each scenario's directory (logs, graphsim state) and FAULTS_LAX_THROTTLE=1 only
-// reports (does not fail on) requests sent to a throttled app by other workers. docs/reliability.md
-// explains every check.
+// check), FAULTS_KEEP=1 keeps each scenario's directory (logs, graphsim state, journal.json), FAULTS_BIN
+// builds the binaries into a directory of its own, and FAULTS_LAX_THROTTLE=1 only reports (does not fail
+// on) requests sent to a throttled app by other workers. docs/reliability.md explains every check.
 package faults
 
 import (
@@ -739,9 +739,13 @@ func (r *run) saveJournal() error {
 // injected describes the trouble: graphsim's answers from the journal, and the process events.
 func (r *run) injected() string {
 	var throttled, errors, dropped, actedFailed, actedDropped int
+	actedBy := map[string]int{} // act-then-fail faults by method
 	for _, e := range r.journal {
 		if !isGraph(e) {
 			continue
+		}
+		if e.ActedStatus != 0 {
+			actedBy[e.Method]++
 		}
 		switch {
 		case e.ActedStatus != 0 && e.Status == 0:
@@ -764,6 +768,10 @@ func (r *run) injected() string {
 		if p.n > 0 {
 			parts = append(parts, fmt.Sprintf("%s x%d", p.what, p.n))
 		}
+	}
+	if actedFailed+actedDropped > 0 {
+		parts = append(parts, fmt.Sprintf("(after POST x%d, PATCH x%d, DELETE x%d)",
+			actedBy[http.MethodPost], actedBy[http.MethodPatch], actedBy[http.MethodDelete]))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
