@@ -2,22 +2,16 @@ package controller
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
-	"github.com/certops/intune-cert-operator/internal/connection"
 )
 
 // +kubebuilder:rbac:groups=intune.certops.dev,resources=graphconnections;clustergraphconnections,verbs=get;list;watch
@@ -26,78 +20,62 @@ import (
 // api://AzureADTokenExchange (docs/security.md says why the rule is needed and how to narrow it).
 // +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
 
-// GraphConnectionReconciler checks a GraphConnection or ClusterGraphConnection: a token is obtained and a
-// read succeeds. Broken credentials then show once, on the connection, rather than on every certificate.
-type GraphConnectionReconciler struct {
-	client.Client
-	Connections *connection.Provider
-	Recorder    events.EventRecorder
-	Clock       clock.PassiveClock
-	// CheckPeriod is how often a working connection is checked again.
-	CheckPeriod time.Duration
-	// Cluster selects ClusterGraphConnection (true) or GraphConnection (false).
-	Cluster bool
+// connectionReconciler checks a GraphConnection or ClusterGraphConnection: a token is obtained and a read
+// succeeds. Broken credentials then show once, on the connection, rather than on every certificate. It runs on
+// the resource kinds' plumbing (kindReconciler.run: live read, one deferred status patch, pass deadline),
+// without a finalizer: a connection holds nothing in Intune.
+type connectionReconciler[T client.Object] struct {
+	kindReconciler[T]
+	spec func(T) *intunev1alpha1.GraphConnectionSpec
+	// checkPeriod is how often a working connection is checked again.
+	checkPeriod time.Duration
 }
 
-func (r *GraphConnectionReconciler) newObject() (client.Object, *intunev1alpha1.GraphConnectionSpec, *intunev1alpha1.GraphConnectionStatus) {
-	if r.Cluster {
-		o := &intunev1alpha1.ClusterGraphConnection{}
-		return o, &o.Spec.GraphConnectionSpec, &o.Status
+func newConnectionKind[T client.Object](name string, newObject func() T, status func(T) *intunev1alpha1.GraphConnectionStatus, forget func(namespace, name string)) resourceKind[T] {
+	return resourceKind[T]{
+		name:      name,
+		newObject: newObject,
+		status: func(o T) (any, *intunev1alpha1.CommonStatus) {
+			st := status(o)
+			return st, &st.CommonStatus
+		},
+		noCertificateMetrics: true,
+		// A deleted connection's client (and its token cache) is dropped.
+		gone: forget,
 	}
-	o := &intunev1alpha1.GraphConnection{}
-	return o, &o.Spec, &o.Status
 }
 
-func (r *GraphConnectionReconciler) kind() string {
-	if r.Cluster {
-		return "ClusterGraphConnection"
-	}
-	return "GraphConnection"
+func (r *connectionReconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return r.run(ctx, req, r.check, nil)
 }
 
-func (r *GraphConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	obj, spec, status := r.newObject()
-	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.Connections.Forget(r.kind(), req.Namespace, req.Name)
-		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	before := status.DeepCopy()
-	defer func() {
-		if equality.Semantic.DeepEqual(before, status) {
-			return
-		}
-		base := obj.DeepCopyObject().(client.Object)
-		setStatus(base, before)
-		if err := r.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("failed to patch status: %w", err))
-		}
-	}()
-
-	status.ObservedGeneration = obj.GetGeneration()
-	err := r.check(ctx, obj, spec)
+// check builds the client and makes one small read, which also obtains a token.
+func (r *connectionReconciler[T]) check(ctx context.Context, obj T) (ctrl.Result, error) {
+	spec := r.spec(obj)
+	_, status := r.kind.status(obj)
+	err := r.ping(ctx, obj, spec)
 	if err != nil {
 		f := classify(err)
 		if setReady(&status.Conditions, obj.GetGeneration(), false, f.reason, f.message) {
 			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "Failed", "Check", "%s: %s", f.reason, f.message)
+			log.FromContext(ctx).Info("Connection check failed", "reason", f.reason)
 		}
 		retry := f.retryAfter
-		if retry <= 0 || retry > r.CheckPeriod {
-			retry = min(retryConnection, r.CheckPeriod)
+		if retry <= 0 || retry > r.checkPeriod {
+			retry = min(retryConnection, r.checkPeriod)
 		}
 		return ctrl.Result{RequeueAfter: retry}, nil
 	}
 	if setReady(&status.Conditions, obj.GetGeneration(), true, intunev1alpha1.ReasonConnected, "Obtained a token and read from Microsoft Graph") {
 		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, intunev1alpha1.ReasonConnected, "Check", "Connected to Microsoft Graph for tenant %s", spec.TenantID)
+		log.FromContext(ctx).Info("Connected", "tenant", spec.TenantID)
 		now := metav1.NewTime(r.Clock.Now())
 		status.LastSyncTime = &now
 	}
-	return ctrl.Result{RequeueAfter: jittered(r.CheckPeriod)}, nil
+	return ctrl.Result{RequeueAfter: jittered(r.checkPeriod)}, nil
 }
 
-// check builds the client and makes one small read, which also obtains a token.
-func (r *GraphConnectionReconciler) check(ctx context.Context, obj client.Object, spec *intunev1alpha1.GraphConnectionSpec) error {
+func (r *connectionReconciler[T]) ping(ctx context.Context, obj T, spec *intunev1alpha1.GraphConnectionSpec) error {
 	conn, err := r.Connections.Build(ctx, obj, spec)
 	if err != nil {
 		return err
@@ -105,22 +83,13 @@ func (r *GraphConnectionReconciler) check(ctx context.Context, obj client.Object
 	return conn.Graph.Ping(ctx)
 }
 
-func setStatus(obj client.Object, status *intunev1alpha1.GraphConnectionStatus) {
-	switch o := obj.(type) {
-	case *intunev1alpha1.GraphConnection:
-		o.Status = *status
-	case *intunev1alpha1.ClusterGraphConnection:
-		o.Status = *status
-	}
-}
-
-// connectionsFor maps a Secret to the connections that read it.
-func (r *GraphConnectionReconciler) connectionsFor(operatorNamespace string) func(ctx context.Context, secret client.Object) []ctrl.Request {
+// connectionsFor maps a Secret to the connections of this kind that read it.
+func (r *connectionReconciler[T]) connectionsFor(operatorNamespace string) func(ctx context.Context, secret client.Object) []ctrl.Request {
 	return func(ctx context.Context, secret client.Object) []ctrl.Request {
 		var reqs []ctrl.Request
-		for _, key := range connectionsReadingSecret(ctx, r.Client, secret, operatorNamespace) {
+		for _, key := range connectionsReadingSecret(ctx, r.Cache, secret, operatorNamespace) {
 			kind, ns, name := splitIndexKey(key)
-			if (kind == "ClusterGraphConnection") == r.Cluster {
+			if kind == r.kind.name {
 				reqs = append(reqs, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
 			}
 		}

@@ -115,6 +115,10 @@ type resourceKind[T client.Object] struct {
 	suspended func(T) bool
 	// expiry is the certificate's notAfter for the metric; nil for kinds without a certificate.
 	expiry func(T) *metav1.Time
+	// noCertificateMetrics leaves the kind out of the certificate metrics (connections).
+	noCertificateMetrics bool
+	// gone, when set, is told that an object no longer exists.
+	gone func(namespace, name string)
 }
 
 func (k *resourceKind[T]) isSuspended(obj T) bool { return k.suspended != nil && k.suspended(obj) }
@@ -157,6 +161,9 @@ func (r *kindReconciler[T]) run(ctx context.Context, req ctrl.Request, normal, d
 	if err := r.Live.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(k.name, req.Namespace, req.Name)
+			if k.gone != nil {
+				k.gone(req.Namespace, req.Name)
+			}
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -173,24 +180,7 @@ func (r *kindReconciler[T]) run(ctx context.Context, req ctrl.Request, normal, d
 		if deleting && !controllerutil.ContainsFinalizer(obj, Finalizer) {
 			return // released: the object is going away
 		}
-		before := written.obj.(T)
-		status, common := k.status(obj)
-		if previous, _ := k.status(before); !equality.Semantic.DeepEqual(previous, status) {
-			// Only the status is patched: a pass that wrote metadata (or status) itself moved the
-			// resourceVersion, which must not turn into a precondition here.
-			before.SetResourceVersion(obj.GetResourceVersion())
-			// What the pass learnt is written even when it ran out of time.
-			patchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusPatchTimeout)
-			defer cancel()
-			if err := r.StatusWriter.Patch(patchCtx, obj, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-				retErr = errors.Join(retErr, fmt.Errorf("failed to patch status: %w", err))
-			}
-		}
-		var expiry *metav1.Time
-		if k.expiry != nil {
-			expiry = k.expiry(obj)
-		}
-		recordMetrics(k.name, obj.GetNamespace(), obj.GetName(), common.Conditions, expiry)
+		retErr = errors.Join(retErr, r.finishPass(ctx, obj, written.obj.(T)))
 	}()
 
 	if deleting {
@@ -206,6 +196,33 @@ func (r *kindReconciler[T]) run(ctx context.Context, req ctrl.Request, normal, d
 		return ctrl.Result{}, nil
 	}
 	return normal(ctx, obj)
+}
+
+// finishPass writes what the pass changed in the status (one patch against before, the status as the API
+// server holds it) and records the certificate metrics.
+func (r *kindReconciler[T]) finishPass(ctx context.Context, obj, before T) error {
+	k := &r.kind
+	var err error
+	status, common := k.status(obj)
+	if previous, _ := k.status(before); !equality.Semantic.DeepEqual(previous, status) {
+		// Only the status is patched: a pass that wrote metadata (or status) itself moved the
+		// resourceVersion, which must not turn into a precondition here.
+		before.SetResourceVersion(obj.GetResourceVersion())
+		// What the pass learnt is written even when it ran out of time.
+		patchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statusPatchTimeout)
+		defer cancel()
+		if perr := r.StatusWriter.Patch(patchCtx, obj, client.MergeFrom(before)); perr != nil && !apierrors.IsNotFound(perr) {
+			err = fmt.Errorf("failed to patch status: %w", perr)
+		}
+	}
+	if !k.noCertificateMetrics {
+		var expiry *metav1.Time
+		if k.expiry != nil {
+			expiry = k.expiry(obj)
+		}
+		recordMetrics(k.name, obj.GetNamespace(), obj.GetName(), common.Conditions, expiry)
+	}
+	return err
 }
 
 // statusBase is the status as the API server holds it: as read at the start of a pass, or as persistStatus

@@ -130,19 +130,6 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, NewQueue: fairshare.NewQueue}
 	recorder := mgr.GetEventRecorder("intune-cert-operator")
 
-	for _, cluster := range []bool{false, true} {
-		r := &GraphConnectionReconciler{Client: mgr.GetClient(), Connections: provider, Recorder: recorder,
-			Clock: o.Clock, CheckPeriod: min(o.ResyncPeriod, 10*time.Minute), Cluster: cluster}
-		obj, _, _ := r.newObject()
-		if err := ctrl.NewControllerManagedBy(mgr).
-			For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-			WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectionsFor(o.OperatorNamespace)), builder.WithPredicates(secretsAfterStart)).
-			WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
-			Named(r.kind()).
-			Complete(r); err != nil {
-			return err
-		}
-	}
 
 	// cert-manager's Certificates (source.certificateRef) are watched only where it is installed.
 	certManager, err := certManagerInstalled(mgr.GetConfig())
@@ -155,6 +142,9 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		Claims:   &recordClaims{writer: mgr.GetClient(), live: mgr.GetAPIReader()},
 		Recorder: recorder, Clock: o.Clock, ResyncPeriod: o.ResyncPeriod, CreateSettle: o.CreateSettle,
 		Resync: newResyncState(o.ResyncPeriod, o.Clock), PassTimeout: o.PassTimeout}
+	if err := setupConnections(mgr, deps, provider, o); err != nil {
+		return err
+	}
 	// A recryption request also wakes on its annotations: one confirms that a create may be repeated. So does
 	// a UserPfxCertificate: one asks for a reimport (api/v1alpha1/annotations.go).
 	annotationsOrGeneration := predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})
@@ -201,4 +191,45 @@ func watchReferences(mgr manager.Manager, obj client.Object, refs referencing, o
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(refs.forNamespace(c)), builder.WithPredicates(namespaceLabelsChanged)).
 		Watches(&intunev1alpha1.GraphConnection{}, handler.EnqueueRequestsFromMapFunc(refs.forConnection(c)), builder.WithPredicates(connectionReadinessChanged)).
 		Watches(&intunev1alpha1.ClusterGraphConnection{}, handler.EnqueueRequestsFromMapFunc(refs.forConnection(c)), builder.WithPredicates(connectionReadinessChanged))
+}
+
+// setupConnections registers the checks of GraphConnections and ClusterGraphConnections, each woken by its
+// own spec and the Secrets it reads.
+func setupConnections(mgr manager.Manager, deps resourceDeps, provider *connection.Provider, o Options) error {
+	checkPeriod := min(o.ResyncPeriod, 10*time.Minute)
+	namespaced := &connectionReconciler[*intunev1alpha1.GraphConnection]{
+		kindReconciler: kindReconciler[*intunev1alpha1.GraphConnection]{deps, newConnectionKind("GraphConnection",
+			func() *intunev1alpha1.GraphConnection { return &intunev1alpha1.GraphConnection{} },
+			func(c *intunev1alpha1.GraphConnection) *intunev1alpha1.GraphConnectionStatus { return &c.Status },
+			func(ns, name string) { provider.Forget("GraphConnection", ns, name) })},
+		spec:        func(c *intunev1alpha1.GraphConnection) *intunev1alpha1.GraphConnectionSpec { return &c.Spec },
+		checkPeriod: checkPeriod,
+	}
+	cluster := &connectionReconciler[*intunev1alpha1.ClusterGraphConnection]{
+		kindReconciler: kindReconciler[*intunev1alpha1.ClusterGraphConnection]{deps, newConnectionKind("ClusterGraphConnection",
+			func() *intunev1alpha1.ClusterGraphConnection { return &intunev1alpha1.ClusterGraphConnection{} },
+			func(c *intunev1alpha1.ClusterGraphConnection) *intunev1alpha1.GraphConnectionStatus { return &c.Status },
+			func(ns, name string) { provider.Forget("ClusterGraphConnection", ns, name) })},
+		spec:        func(c *intunev1alpha1.ClusterGraphConnection) *intunev1alpha1.GraphConnectionSpec { return &c.Spec.GraphConnectionSpec },
+		checkPeriod: checkPeriod,
+	}
+	for _, c := range []struct {
+		obj        client.Object
+		name       string
+		reconciler reconcile.Reconciler
+		secrets    handler.MapFunc
+	}{
+		{&intunev1alpha1.GraphConnection{}, "GraphConnection", namespaced, namespaced.connectionsFor(o.OperatorNamespace)},
+		{&intunev1alpha1.ClusterGraphConnection{}, "ClusterGraphConnection", cluster, cluster.connectionsFor(o.OperatorNamespace)},
+	} {
+		if err := ctrl.NewControllerManagedBy(mgr).
+			For(c.obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(c.secrets), builder.WithPredicates(secretsAfterStart)).
+			WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+			Named(c.name).
+			Complete(c.reconciler); err != nil {
+			return err
+		}
+	}
+	return nil
 }

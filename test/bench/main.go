@@ -7,6 +7,7 @@
 //	make bench BENCH_ARGS="-quick"        # about a minute of measuring: N=100, 2000 unrelated Secrets
 //	make bench                            # N=1000, 20000 unrelated Secrets of 20 KiB, Intune's write limit
 //	make bench BENCH_ARGS="-n 10000 -scenarios import"
+//	make bench BENCH_ARGS="-n 100000 -unrelated 50000 -seed -scenarios import,steady ..."   # adoption: seed.go
 package main
 
 import (

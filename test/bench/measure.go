@@ -277,7 +277,11 @@ func (b *bench) snapshot() (snapshot, error) {
 	if err != nil {
 		return snapshot{}, err
 	}
-	return snapshot{proc: proc, reconcile: reconcileHistogram(families), peakAnon: b.anon.peak.Load(),
+	var peakAnon int64
+	if b.anon != nil { // nil until the first restart (the empty operator, memory.go)
+		peakAnon = b.anon.peak.Load()
+	}
+	return snapshot{proc: proc, reconcile: reconcileHistogram(families), peakAnon: peakAnon,
 		heapInuse: gauge(families, "go_memstats_heap_inuse_bytes"), kube: kubeRequests(families)}, nil
 }
 
