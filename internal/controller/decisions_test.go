@@ -10,6 +10,7 @@ import (
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
 	"github.com/certops/intune-cert-operator/internal/graph"
+	"github.com/certops/intune-cert-operator/internal/pfx"
 )
 
 // Table tests of the reconcilers' decision functions: what a pass concludes from what it read.
@@ -133,6 +134,42 @@ func TestStatusStrippedCacheRefusesTheCertificateKinds(t *testing.T) {
 	for _, obj := range []runtime.Object{&corev1.Secret{}, &intunev1alpha1.ClusterGraphConnection{}, &intunev1alpha1.UserPfxCertificateSetList{}} {
 		if err := refuseStripped(obj); err != nil {
 			t.Errorf("%T refused: %v", obj, err)
+		}
+	}
+}
+
+func TestMatchesRecordOfAUserPfxCertificate(t *testing.T) {
+	notBefore, notAfter := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	want := &desiredUserPfx{
+		material: &material{Material: &pfx.Material{Facts: pfx.Facts{Thumbprint: "abcd", NotBefore: notBefore, NotAfter: notAfter}}},
+		encryption: &encryption{providerName: "Microsoft Software Key Storage Provider", keyName: "PFXEncryptionKey",
+			padding: pfx.PaddingOAEPSHA512},
+		upn: "alice@contoso.com", purpose: "smimeEncryption",
+	}
+	same := graph.UserPFXCertificate{Thumbprint: "abcd", IntendedPurpose: "smimeEncryption", UserPrincipalName: "alice@contoso.com",
+		ProviderName: "Microsoft Software Key Storage Provider", KeyName: "PFXEncryptionKey", PaddingScheme: "oaepSha512",
+		StartDateTime: notBefore, ExpirationDateTime: notAfter}
+	tests := []struct {
+		name  string
+		edit  func(r *graph.UserPFXCertificate)
+		match bool
+	}{
+		{"identical", func(*graph.UserPFXCertificate) {}, true},
+		{"enums in PascalCase, UPN and thumbprint in other case", func(r *graph.UserPFXCertificate) {
+			r.IntendedPurpose, r.PaddingScheme, r.UserPrincipalName, r.Thumbprint = "SmimeEncryption", "OaepSha512", "Alice@Contoso.com", "ABCD"
+		}, true},
+		{"another purpose", func(r *graph.UserPFXCertificate) { r.IntendedPurpose = "vpn" }, false},
+		{"another key name (the connector would fail)", func(r *graph.UserPFXCertificate) { r.KeyName = "OtherKey" }, false},
+		{"another provider", func(r *graph.UserPFXCertificate) { r.ProviderName = "Microsoft Platform Crypto Provider" }, false},
+		{"another padding", func(r *graph.UserPFXCertificate) { r.PaddingScheme = "oaepSha256" }, false},
+		{"another user", func(r *graph.UserPFXCertificate) { r.UserPrincipalName = "bob@contoso.com" }, false},
+		{"another validity", func(r *graph.UserPFXCertificate) { r.ExpirationDateTime = notAfter.Add(time.Hour) }, false},
+	}
+	for _, tt := range tests {
+		rec := same
+		tt.edit(&rec)
+		if got := matchesRecord(&rec, want); got != tt.match {
+			t.Errorf("%s: match %v, want %v", tt.name, got, tt.match)
 		}
 	}
 }
