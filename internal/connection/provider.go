@@ -76,6 +76,9 @@ func (e *Error) Terminal() bool {
 	return false
 }
 
+// kindClusterGraphConnection is the cluster-scoped connection's kind, as references name it.
+const kindClusterGraphConnection = "ClusterGraphConnection"
+
 // Provider resolves connections. Connections are read from the manager's cache; credential Secrets are read
 // live (Secrets are never cached with their data) and only when their resourceVersion changed.
 type Provider struct {
@@ -109,18 +112,18 @@ type cached struct {
 // ClusterGraphConnection "default".
 func Reference(ref *intunev1alpha1.ConnectionReference) (kind, name string) {
 	if ref == nil {
-		return "ClusterGraphConnection", DefaultName
+		return kindClusterGraphConnection, DefaultName
 	}
 	kind = ref.Kind
 	if kind == "" {
-		kind = "ClusterGraphConnection"
+		kind = kindClusterGraphConnection
 	}
 	return kind, ref.Name
 }
 
 // IndexKey is the field-index value resources are indexed by, to find them when a connection changes.
 func IndexKey(kind, namespace, name string) string {
-	if kind == "ClusterGraphConnection" {
+	if kind == kindClusterGraphConnection {
 		return kind + "/" + name
 	}
 	return kind + "/" + namespace + "/" + name
@@ -184,7 +187,7 @@ func (p *Provider) Build(ctx context.Context, obj client.Object, spec *intunev1a
 	secretNamespace := obj.GetNamespace()
 	_, cluster := obj.(*intunev1alpha1.ClusterGraphConnection)
 	if cluster {
-		kind = "ClusterGraphConnection"
+		kind = kindClusterGraphConnection
 		secretNamespace = p.OperatorNamespace
 	}
 	endpoints, err := graph.EndpointsFor(graph.Cloud(spec.Cloud))

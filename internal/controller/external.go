@@ -93,7 +93,7 @@ func (a *assignedRecord[R]) sync(ctx context.Context) (*R, string, error) {
 		*a.mark = nil
 		record = found
 	}
-	if a.matches(record) && !(a.rewriteFound && action != "") {
+	if a.matches(record) && (!a.rewriteFound || action == "") {
 		return record, action, nil
 	}
 	updated, err := a.ext.Update(ctx, a.idOf(record))

@@ -65,7 +65,7 @@ func (r *ManagedDeviceCertificateStateReconciler) reconcileNormal(ctx context.Co
 	if err != nil {
 		return r.fail(ctx, obj, err)
 	}
-	memo, _ := r.Resync.memoOf(obj.UID)
+	memo := r.Resync.memoOf(obj.UID)
 	if obj.Status.ID != "" && obj.Status.SourceHash == want.hash {
 		if wait, skip := r.skipUntilResync(obj, memo.lastChecked(obj.Status.LastSyncTime), now); skip {
 			return ctrl.Result{RequeueAfter: wait}, nil

@@ -132,11 +132,12 @@ func connectionInputs(conn *connection.Connection) (string, bool) {
 }
 
 // memoOf is the memo entry of a resource; none when s is nil.
-func (s *resyncState) memoOf(uid types.UID) (memoEntry, bool) {
+func (s *resyncState) memoOf(uid types.UID) memoEntry {
 	if s == nil {
-		return memoEntry{}, false
+		return memoEntry{}
 	}
-	return s.memo.get(uid)
+	memo, _ := s.memo.get(uid)
+	return memo
 }
 
 // forget drops what is remembered of a resource being deleted.

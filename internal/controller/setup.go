@@ -130,7 +130,6 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, NewQueue: fairshare.NewQueue}
 	recorder := mgr.GetEventRecorder("intune-cert-operator")
 
-
 	// cert-manager's Certificates (source.certificateRef) are watched only where it is installed.
 	certManager, err := certManagerInstalled(mgr.GetConfig())
 	if err != nil {
@@ -210,7 +209,9 @@ func setupConnections(mgr manager.Manager, deps resourceDeps, provider *connecti
 			func() *intunev1alpha1.ClusterGraphConnection { return &intunev1alpha1.ClusterGraphConnection{} },
 			func(c *intunev1alpha1.ClusterGraphConnection) *intunev1alpha1.GraphConnectionStatus { return &c.Status },
 			func(ns, name string) { provider.Forget("ClusterGraphConnection", ns, name) })},
-		spec:        func(c *intunev1alpha1.ClusterGraphConnection) *intunev1alpha1.GraphConnectionSpec { return &c.Spec.GraphConnectionSpec },
+		spec: func(c *intunev1alpha1.ClusterGraphConnection) *intunev1alpha1.GraphConnectionSpec {
+			return &c.Spec.GraphConnectionSpec
+		},
 		checkPeriod: checkPeriod,
 	}
 	for _, c := range []struct {

@@ -26,6 +26,9 @@ type material struct {
 	digest string
 }
 
+// kindConfigMap is the connector key reference's kind that is read live (ConfigMaps are not cached).
+const kindConfigMap = "ConfigMap"
+
 // sources opens every reconciler's certificate sources, remembering the outcomes (see sourceCache).
 var sources = &sourceReader{
 	cache:   newSourceCache(maxCachedSources, maxCachedSourceBytes, maxCachedSourceEntry),
@@ -200,7 +203,7 @@ func mergeEncryption(conn *connection.Connection, namespace string, override *in
 }
 
 func readPublicKey(ctx context.Context, live client.Reader, namespace string, ref *intunev1alpha1.PublicKeyReference) ([]byte, error) {
-	if ref.Kind != "ConfigMap" {
+	if ref.Kind != kindConfigMap {
 		return connection.ReadSecretKey(ctx, live, namespace, ref.Name, ref.Key, "")
 	}
 	cm := &corev1.ConfigMap{}

@@ -51,7 +51,7 @@ func (r *UserPfxCertificateReconciler) userPfxInputs(ctx context.Context, obj *i
 		return "", nil, false
 	}
 	merged, keyNamespace := mergeEncryption(conn, obj.Namespace, obj.Spec.Encryption)
-	if merged.PublicKeyRef == nil || merged.PublicKeyRef.Kind == "ConfigMap" { // ConfigMaps are not cached
+	if merged.PublicKeyRef == nil || merged.PublicKeyRef.Kind == kindConfigMap { // ConfigMaps are not cached
 		return "", nil, false
 	}
 	key, ok := secretVersions(ctx, r.Cache, keyNamespace, merged.PublicKeyRef.Name)

@@ -91,7 +91,7 @@ func (r *UserPfxCertificateReconciler) reconcileRecords(ctx context.Context, obj
 		return r.fail(ctx, obj, err)
 	}
 	if st.ID != "" && st.SourceHash == want.hash && !keep.historyDue(st.History, now) {
-		memo, _ := r.Resync.memoOf(obj.UID)
+		memo := r.Resync.memoOf(obj.UID)
 		if wait, skip := r.skipUntilResync(obj, memo.lastChecked(st.LastSyncTime), now); skip {
 			r.remember(obj, inputs, inputsKnown, want, memo.checked) // what was read, for the next pass
 			return ctrl.Result{RequeueAfter: wait}, nil

@@ -159,9 +159,9 @@ func TestSetReportsFailingChildren(t *testing.T) {
 	if err := k8sClient.Create(h.ctx, set); err != nil {
 		t.Fatal(err)
 	}
-	cond := setReadyIs(h, set, metav1.ConditionFalse, intunev1alpha1.ReasonChildrenFailed)
+	setReadyIs(h, set, metav1.ConditionFalse, intunev1alpha1.ReasonChildrenFailed)
 	h.waitCounts(set, 3, 1, 2)
-	cond = setReadyIs(h, set, metav1.ConditionFalse, intunev1alpha1.ReasonChildrenFailed)
+	cond := setReadyIs(h, set, metav1.ConditionFalse, intunev1alpha1.ReasonChildrenFailed)
 	for _, want := range []string{childName(set.Name, "mallory-tls") + " (AccessDenied)", childName(set.Name, "bad-annotation-tls"), "not a user principal name"} {
 		if !strings.Contains(cond.Message, want) {
 			t.Errorf("message %q does not name %q", cond.Message, want)

@@ -113,7 +113,7 @@ func connectionSecretNames(spec *intunev1alpha1.GraphConnectionSpec) []string {
 			names = append(names, pw.Name)
 		}
 	}
-	if enc := spec.PfxEncryption; enc != nil && enc.PublicKeyRef != nil && enc.PublicKeyRef.Kind != "ConfigMap" {
+	if enc := spec.PfxEncryption; enc != nil && enc.PublicKeyRef != nil && enc.PublicKeyRef.Kind != kindConfigMap {
 		names = append(names, enc.PublicKeyRef.Name)
 	}
 	return names
@@ -151,7 +151,7 @@ func sourceSecretNames(src intunev1alpha1.CertificateSource, enc *intunev1alpha1
 	if src.TLS != nil {
 		names = append(names, src.TLS.SecretRef.Name)
 	}
-	if enc != nil && enc.PublicKeyRef != nil && enc.PublicKeyRef.Kind != "ConfigMap" {
+	if enc != nil && enc.PublicKeyRef != nil && enc.PublicKeyRef.Kind != kindConfigMap {
 		names = append(names, enc.PublicKeyRef.Name)
 	}
 	return names
