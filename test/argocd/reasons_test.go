@@ -1,13 +1,6 @@
 package argocd
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/certops/intune-cert-operator/internal/testutil"
@@ -39,54 +32,7 @@ var (
 	expiringReasons = []string{"RenewalDue", "RenewalNotDue"}
 )
 
-// Packages whose Reason* constants end up on Ready conditions.
-var reasonPackages = []string{"api/v1alpha1", "internal/pfx", "internal/controller", "internal/connection"}
 
-// reasonConstants are the string values of every constant named Reason* in the packages' non-test sources.
-func reasonConstants(t *testing.T) map[string]string {
-	t.Helper()
-	found := map[string]string{} // value -> where
-	fset := token.NewFileSet()
-	for _, pkg := range reasonPackages {
-		files, err := filepath.Glob(filepath.Join(testutil.RepoRoot(), pkg, "*.go"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, file := range files {
-			if strings.HasSuffix(file, "_test.go") {
-				continue
-			}
-			src, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := parser.ParseFile(fset, file, src, 0)
-			if err != nil {
-				t.Fatalf("failed to parse %s: %v", file, err)
-			}
-			ast.Inspect(f, func(n ast.Node) bool {
-				spec, ok := n.(*ast.ValueSpec)
-				if !ok {
-					return true
-				}
-				for i, name := range spec.Names {
-					if !strings.HasPrefix(name.Name, "Reason") || i >= len(spec.Values) {
-						continue
-					}
-					if lit, ok := spec.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-						value, _ := strconv.Unquote(lit.Value)
-						found[value] = pkg + "." + name.Name
-					}
-				}
-				return true
-			})
-		}
-	}
-	if len(found) == 0 {
-		t.Fatal("found no Reason constants: the source layout changed, update reasonPackages")
-	}
-	return found
-}
 
 // A reason added to the code must be placed in one of the lists above, deciding how Argo CD shows it.
 func TestEveryReasonInTheCodeHasAnArgoCDVerdict(t *testing.T) {
@@ -101,7 +47,7 @@ func TestEveryReasonInTheCodeHasAnArgoCDVerdict(t *testing.T) {
 			t.Errorf("reason %s is in %d lists", reason, count)
 		}
 	}
-	for reason, where := range reasonConstants(t) {
+	for reason, where := range testutil.ReasonConstants(t) {
 		if classified[reason] == 0 {
 			t.Errorf("reason %s (%s) has no Argo CD verdict: add it to a list in this file, and to health.lua's "+
 				"terminal table if it is terminal", reason, where)

@@ -3,65 +3,19 @@
 package runbooks
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/certops/intune-cert-operator/internal/testutil"
 )
 
-// Packages whose Reason* constants end up on Ready conditions (as test/argocd reads them).
-var reasonPackages = []string{"api/v1alpha1", "internal/pfx", "internal/controller", "internal/connection"}
 
 // Reasons that never reach a condition of the operator: only the Graph emulator's connector decrypts.
 var notConditionReasons = map[string]bool{"DecryptionFailed": true}
 
-func reasonConstants(t *testing.T) map[string]string {
-	t.Helper()
-	found := map[string]string{}
-	fset := token.NewFileSet()
-	for _, pkg := range reasonPackages {
-		files, err := filepath.Glob(filepath.Join(testutil.RepoRoot(), pkg, "*.go"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, file := range files {
-			if strings.HasSuffix(file, "_test.go") {
-				continue
-			}
-			f, err := parser.ParseFile(fset, file, nil, 0)
-			if err != nil {
-				t.Fatalf("failed to parse %s: %v", file, err)
-			}
-			ast.Inspect(f, func(n ast.Node) bool {
-				spec, ok := n.(*ast.ValueSpec)
-				if !ok {
-					return true
-				}
-				for i, name := range spec.Names {
-					if !strings.HasPrefix(name.Name, "Reason") || i >= len(spec.Values) {
-						continue
-					}
-					if lit, ok := spec.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-						value, _ := strconv.Unquote(lit.Value)
-						found[value] = pkg + "." + name.Name
-					}
-				}
-				return true
-			})
-		}
-	}
-	if len(found) == 0 {
-		t.Fatal("found no Reason constants: the source layout changed, update reasonPackages")
-	}
-	return found
-}
 
 func runbookDir() string { return filepath.Join(testutil.RepoRoot(), "docs", "runbooks") }
 
@@ -70,7 +24,7 @@ func TestEveryReasonHasARunbook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for reason, where := range reasonConstants(t) {
+	for reason, where := range testutil.ReasonConstants(t) {
 		if notConditionReasons[reason] {
 			continue
 		}
@@ -128,7 +82,7 @@ func TestReadmeReasonTableLinksEveryReason(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reasons := reasonConstants(t)
+	reasons := testutil.ReasonConstants(t)
 	rows := 0
 	for _, line := range strings.Split(string(raw), "\n") {
 		if !strings.HasPrefix(line, "| Progressing ") && !strings.HasPrefix(line, "| Degraded ") {
