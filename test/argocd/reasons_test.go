@@ -32,8 +32,6 @@ var (
 	expiringReasons = []string{"RenewalDue", "RenewalNotDue"}
 )
 
-
-
 // A reason added to the code must be placed in one of the lists above, deciding how Argo CD shows it.
 func TestEveryReasonInTheCodeHasAnArgoCDVerdict(t *testing.T) {
 	classified := map[string]int{}

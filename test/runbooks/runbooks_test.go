@@ -12,10 +12,8 @@ import (
 	"github.com/certops/intune-cert-operator/internal/testutil"
 )
 
-
 // Reasons that never reach a condition of the operator: only the Graph emulator's connector decrypts.
 var notConditionReasons = map[string]bool{"DecryptionFailed": true}
-
 
 func runbookDir() string { return filepath.Join(testutil.RepoRoot(), "docs", "runbooks") }
 
