@@ -57,7 +57,7 @@ type assignedRecord[R any] struct {
 	// unseen wraps the failure of a read made before the pass knew whether the record exists.
 	unseen func(context.Context, error) error
 	// adopt is asked before a found record this resource did not create is taken over: nil to take it.
-	adopt func(context.Context) error
+	adopt func(context.Context, *R) error
 	// beginCreate stores the mark before the POST; settling says whether an earlier create may still show up.
 	beginCreate func(context.Context) error
 	settling    func(mark *metav1.Time) error
@@ -85,7 +85,7 @@ func (a *assignedRecord[R]) sync(ctx context.Context) (*R, string, error) {
 		case *a.mark != nil:
 			action = actionCreated // this resource's own create, whose answer was lost or carried no id
 		default:
-			if err := a.adopt(ctx); err != nil {
+			if err := a.adopt(ctx, found); err != nil {
 				return nil, "", err
 			}
 			action = actionAdopted

@@ -140,7 +140,7 @@ func TestAssignedRecordFlow(t *testing.T) {
 				idOf:    func(r *fakeRecord) string { return r.ID },
 				matches: func(r *fakeRecord) bool { return r.Good },
 				unseen:  func(_ context.Context, err error) error { return errors.Join(errUnseen, err) },
-				adopt: func(context.Context) error {
+				adopt: func(context.Context, *fakeRecord) error {
 					if tt.refuse {
 						return &conditionError{reason: intunev1alpha1.ReasonAccessDenied, message: "refused"}
 					}

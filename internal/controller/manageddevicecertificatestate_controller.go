@@ -238,7 +238,7 @@ func (r *ManagedDeviceCertificateStateReconciler) sync(ctx context.Context, obj 
 		unseen: func(ctx context.Context, err error) error {
 			return r.unclaimUnseen(ctx, obj, want.conn, kindManagedDeviceCertificateState, recordKey, fresh, err)
 		},
-		adopt: func(ctx context.Context) error {
+		adopt: func(ctx context.Context, _ *graph.ManagedDeviceCertificateState) error {
 			if fresh && adoptionRefused(want.conn) {
 				return r.refuseAdoption(ctx, obj, want.conn, kindManagedDeviceCertificateState, recordKey)
 			}

@@ -195,17 +195,23 @@ func (r *PfxUserCertificateReconciler) syncOwned(ctx context.Context, obj *intun
 		unseen: func(ctx context.Context, err error) error {
 			return r.unclaimUnseen(ctx, obj, want.conn, kindPfxUserCertificate, key, fresh, err)
 		},
-		adopt: func(ctx context.Context) error {
+		adopt: func(ctx context.Context, found *graph.PfxUserCertificate) error {
 			if fresh && adoptionRefused(want.conn) {
 				return r.refuseAdoption(ctx, obj, want.conn, kindPfxUserCertificate, key)
 			}
-			return nil
+			// A resource naming the record by spec.id claims it by id: so does this one, before any write.
+			_, err := r.Claims.claim(ctx, obj, kindPfxUserCertificate, want.conn.TenantID, found.ID)
+			return err
 		},
 		beginCreate: func(ctx context.Context) error { return r.beginCreate(ctx, obj, &obj.Status.CreateStartedTime) },
 		settling:    func(mark *metav1.Time) error { return r.createSettling(mark, r.Clock.Now()) },
 	}
 	record, action, err := flow.sync(ctx)
 	if err != nil {
+		return nil, "", err
+	}
+	// The record this resource made is claimed by id too, as a resource naming it by spec.id claims it.
+	if _, err := r.Claims.claim(ctx, obj, kindPfxUserCertificate, want.conn.TenantID, record.ID); err != nil {
 		return nil, "", err
 	}
 	obj.Status.ID = record.ID

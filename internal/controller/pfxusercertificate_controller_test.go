@@ -342,3 +342,22 @@ func TestPfxUserCertificateCreateWhoseAnswerWasLostIsFoundNotRepeated(t *testing
 		t.Errorf("records %+v, want exactly the one the resource holds (%s)", recs, obj.Status.ID)
 	}
 }
+
+// A resource creating its record finds in the list the one another resource names by spec.id (same user and
+// certificate): it is that resource's, so this one reports RecordClaimed and writes nothing to it.
+func TestPfxUserCertificateNeverTakesARecordAnotherResourceNames(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	named, rec := h.pushedPfxUser()
+	mark := h.journalMark()
+	owned := h.pfxUser("owned-same", "", "alice-pfx")
+	if err := k8sClient.Create(h.ctx, owned); err != nil {
+		t.Fatal(err)
+	}
+	pfxUserReady(h, owned, metav1.ConditionFalse, intunev1alpha1.ReasonRecordClaimed)
+	if n := h.graphWrites(mark); n != 0 {
+		t.Errorf("%d writes to a record %s names: %v", n, named.Name, h.graphCalls(mark))
+	}
+	if after, _ := h.pfxUserRecord(named.Spec.ID); after.ETag != rec.ETag {
+		t.Error("the named record changed")
+	}
+}
