@@ -260,7 +260,6 @@ type run struct {
 	mu         sync.Mutex
 	base       int              // resources before the N UserPfxCertificates (samples and extras)
 	deleted    int              // resources the scenario deleted on purpose
-	violations []string         // the checks that failed, for the summary printed before any log dump
 	journal    []graphsim.Entry // journals of graphsim runs before a restart
 	boundaries []time.Time      // when an operator process was killed or started
 	events     map[string]int   // what was injected besides graphsim's faults

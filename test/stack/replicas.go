@@ -45,7 +45,8 @@ func Leader(procs ...*Process) *Process {
 // replica), by file name.
 func (s *Stack) OperatorLogs() map[string]string {
 	logs := map[string]string{}
-	procs := []*Process{s.Operator}
+	procs := make([]*Process, 0, 1+len(s.replicas))
+	procs = append(procs, s.Operator)
 	for _, r := range s.replicas {
 		procs = append(procs, r.Process)
 	}

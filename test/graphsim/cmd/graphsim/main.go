@@ -61,7 +61,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }() // the process is ending: nothing is left to do about a failed close
 	if *caFile != "" {
 		if err := s.WriteCAFile(*caFile); err != nil {
 			return err
