@@ -196,7 +196,7 @@ var scenarios = []scenario{
 	{key: "g", name: "act then fail: 5% 504/500 + 5% dropped after the write; updates and deletes",
 		options: func(o *stack.Options) { o.Faults = actThenFailFaults },
 		disrupt: actThenFail(actThenFailFaults)},
-	{key: "h", name: "as g + lists lag 3s + PATCH 204 + recryption without id + PascalCase enums", optIn: true,
+	{key: "h", name: "as g + lists lag 3s + PATCH 204 + recryption without id + PascalCase enums",
 		options: func(o *stack.Options) { o.Faults = realismFaults },
 		disrupt: actThenFail(realismFaults)},
 }
