@@ -127,3 +127,14 @@ func TestReconcileLedgerFindsALostUpdate(t *testing.T) {
 		t.Errorf("an up-to-date record failed: %+v", l)
 	}
 }
+
+// A user lookup is shared by every resource of that user: its repeat after a 429 may be another resource's
+// first call, so it is not judged as a retry; a record's repeat is.
+func TestUserLookupsAreNotJudgedAsRetries(t *testing.T) {
+	if perResourcePath("/beta/users/alice@contoso.com?$select=id") {
+		t.Error("a user lookup was taken for one resource's call")
+	}
+	if !perResourcePath("/beta/deviceManagement/userPfxCertificates/abc-def") {
+		t.Error("a record's path was not taken for one resource's call")
+	}
+}

@@ -52,7 +52,9 @@ func isGraph(e graphsim.Entry) bool { return strings.HasPrefix(e.Path, "/beta/")
 var collections = map[string]bool{"userpfxcertificates": true, "manageddevicecertificatestates": true,
 	"pfxrecryptionrequests": true, "pfxusercertificates": true, "users": true}
 
-// perResourcePath reports whether a request's path names one record or user, i.e. one resource's call.
+// perResourcePath reports whether a request's path names one record, i.e. one resource's call. A user
+// lookup (/users/{upn}) is not one: every resource of that user (a sample and a set's child for the same
+// person, say) resolves it, so a repeat may be another resource's first call.
 func perResourcePath(path string) bool {
 	path, _, _ = strings.Cut(path, "?")
 	segs := strings.Split(strings.Trim(path, "/"), "/")
@@ -60,7 +62,7 @@ func perResourcePath(path string) bool {
 		return false
 	}
 	last, parent := strings.ToLower(segs[len(segs)-1]), strings.ToLower(segs[len(segs)-2])
-	return !collections[last] && collections[parent]
+	return !collections[last] && collections[parent] && parent != "users"
 }
 
 // analyseThrottling checks the journal (all of it, across graphsim restarts) against the 429s in it.
