@@ -68,14 +68,14 @@ func apiserverRequestCounts(families map[string]*dto.MetricFamily) map[string]fl
 // own controller reads and patches them), claims, Secrets, ConfigMaps and Events. WATCH and LIST are the
 // caches' (the benchmark's own watch is one of them), not a pass's.
 func resyncRequest(op string) bool {
-	verb, rest, _ := strings.Cut(op, " ")
+	verb, target, _ := strings.Cut(op, " ")
 	if verb == "WATCH" || verb == "LIST" {
 		return false
 	}
-	resource, _, _ := strings.Cut(rest, " ")
+	resource, _, _ := strings.Cut(target, " ")
 	resource, _, _ = strings.Cut(resource, "/")
 	switch {
-	case strings.HasSuffix(rest, "("+intunev1alpha1.GroupVersion.Group+")"):
+	case strings.HasSuffix(target, "("+intunev1alpha1.GroupVersion.Group+")"):
 		return resource != "clustergraphconnections" && resource != "graphconnections"
 	case resource == "secrets", resource == "configmaps", resource == "events":
 		return true

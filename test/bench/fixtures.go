@@ -44,13 +44,7 @@ func newIssuer() (*issuer, error) {
 	return &issuer{key: key, now: time.Now()}, nil
 }
 
-// pfx issues a certificate for upn and returns it as a PFX with its thumbprint.
-func (is *issuer) pfx(upn string) (data []byte, thumbprint string, err error) {
-	data, thumbprint, _, err = is.pfxCert(upn)
-	return data, thumbprint, err
-}
-
-// pfxCert is pfx with the certificate itself.
+// pfxCert issues a certificate for upn and returns it as a PFX with its thumbprint and the certificate.
 func (is *issuer) pfxCert(upn string) (data []byte, thumbprint string, cert *x509.Certificate, err error) {
 	c, err := testutil.IssueUserCertificate(is.key, upn, is.now.Add(-time.Hour), is.now.AddDate(1, 0, 0))
 	if err != nil {

@@ -27,9 +27,6 @@ import (
 // stray write after Ready (a second pass that patches, say) must show in the counts.
 const settle = 5 * time.Second
 
-// passGrace is how long after the steady-state window its last passes may still be reading Graph.
-const passGrace = 15 * time.Second
-
 // bench is a running stack with what the scenarios share.
 type bench struct {
 	cfg     *config
@@ -435,11 +432,11 @@ type rotationResult struct {
 func (b *bench) rotationScenario(ctx context.Context) (*rotationResult, error) {
 	cfg := b.cfg
 	m := max(1, int(math.Round(float64(cfg.N)*cfg.RotateFraction)))
-	var chosen []*certificate
+	chosen := make([]*certificate, 0, m)
 	for i := range m {
 		chosen = append(chosen, b.certs[i*cfg.N/m])
 	}
-	var rotatedUsers []graphsim.User
+	rotatedUsers := make([]graphsim.User, 0, len(chosen))
 	for _, c := range chosen {
 		rotatedUsers = append(rotatedUsers, c.user)
 	}
@@ -512,7 +509,7 @@ type steadyResult struct {
 	// nothing changing, every pass is a resync. Since lastSyncTime is no longer written by a check that
 	// finds Intune as wanted (internal/controller/resync.go), passes are counted, not lastSyncTime moves.
 	Resyncs int `json:"resyncs"`
-	// Graph counts every request from the window's start to passGrace after its end.
+	// Graph counts every request from the window's start to a grace after its end.
 	Graph graphCounts `json:"graph"`
 	// ReadsPerPeriod are the certificate reads (listing pages, records, users) per resync period, against
 	// ReadBound = ceil(resources / PageSize) + 1 for the one tenant.

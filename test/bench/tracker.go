@@ -191,25 +191,6 @@ func (t *tracker) readyCount(want map[string]string, at time.Time) int {
 	return n
 }
 
-// syncsBetween counts lastSyncTime changes that arrived in [from, to), and the resources they touched.
-func (t *tracker) syncsBetween(from, to time.Time) (syncs, resources int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, st := range t.objects {
-		n := 0
-		for _, at := range st.syncs {
-			if !at.Before(from) && at.Before(to) {
-				n++
-			}
-		}
-		syncs += n
-		if n > 0 {
-			resources++
-		}
-	}
-	return syncs, resources
-}
-
 // passReads is how a window's Graph reads of certificates divide among the reconcile passes that made them.
 type passReads struct {
 	Passes       int `json:"passes"`
