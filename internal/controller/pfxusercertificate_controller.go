@@ -146,6 +146,9 @@ func (r *PfxUserCertificateReconciler) desired(ctx context.Context, obj *intunev
 // or the password, so only what the operator recorded tells whether they are current.
 func (r *PfxUserCertificateReconciler) sync(ctx context.Context, obj *intunev1alpha1.PfxUserCertificate, want *desiredPfxUser, pushed bool) (*graph.PfxUserCertificate, string, error) {
 	gc := want.conn.Graph
+	if err := sameUser(ctx, want); err != nil {
+		return nil, "", err
+	}
 	if obj.Spec.ID == "" {
 		return r.syncOwned(ctx, obj, want, pushed)
 	}
@@ -173,6 +176,31 @@ func (r *PfxUserCertificateReconciler) sync(ctx context.Context, obj *intunev1al
 		return nil, "", recordError(err, id, want)
 	}
 	return updated, "Updated", nil
+}
+
+// sameUser checks that spec.userId is the user the connection's access rules were applied to (spec.userUpn, or
+// the certificate's UPN): the rules judge a user by name, the record names it by id, and a namespace allowed
+// to write records of one user must not write them for another by naming a different id.
+func sameUser(ctx context.Context, want *desiredPfxUser) error {
+	upn := want.record.UserUpn
+	if upn == "" {
+		return &conditionError{reason: intunev1alpha1.ReasonInvalidSpec, terminal: true,
+			message: "the certificate has no UPN or email SAN: set spec.userUpn to the user of spec.userId"}
+	}
+	id, err := want.conn.Graph.ResolveUserID(ctx, upn)
+	if graph.IsNotFound(err) {
+		return &conditionError{reason: intunev1alpha1.ReasonUserNotFound, terminal: true,
+			message: fmt.Sprintf("no user %q in tenant %s: check spec.userUpn or the certificate's SAN", upn, want.conn.TenantID)}
+	}
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(id, want.record.UserID) {
+		return &conditionError{reason: intunev1alpha1.ReasonAccessDenied, terminal: true, message: fmt.Sprintf(
+			"spec.userId %s is not the id of user %q (%s), whom the connection's access rules were applied to: a record is "+
+				"written only for that user", want.record.UserID, upn, id)}
+	}
+	return nil
 }
 
 // syncOwned keeps the record this resource creates. Graph assigns its id, so the user's record of this

@@ -82,7 +82,8 @@ func TestPfxUserCertificateUpdatesTheExistingRecordAndRerunsWriteNothing(t *test
 		t.Fatal(err)
 	}
 	cond := pfxUserReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonUpdated)
-	assertCalls(t, h.graphCalls(mark), "PATCH /pfxUserCertificates/"+id+" 200")
+	// The user is looked up first: spec.userId must be the user the access rules were applied to.
+	assertCalls(t, h.graphCalls(mark), "GET /users/alice@contoso.com 200", "PATCH /pfxUserCertificates/"+id+" 200")
 	if !strings.Contains(cond.Message, id) {
 		t.Errorf("Ready message %q does not name the record", cond.Message)
 	}
@@ -151,7 +152,7 @@ func TestPfxUserCertificateUpdatesTheExistingRecordAndRerunsWriteNothing(t *test
 func TestPfxUserCertificatePatchesWhenTheSecretChanges(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	id := h.seedPfxUserRecord()
-	first := h.newUser("alice@contoso.com")
+	first := h.newUser("alice.smith@contoso.com")
 	h.tlsSecret("alice-tls", first)
 	obj := h.pfxUser("alice", id, "")
 	obj.Spec.Source = intunev1alpha1.CertificateSource{TLS: &intunev1alpha1.TLSSecretSource{SecretRef: intunev1alpha1.LocalSecretReference{Name: "alice-tls"}}}
@@ -159,16 +160,16 @@ func TestPfxUserCertificatePatchesWhenTheSecretChanges(t *testing.T) {
 	noMatch := false
 	obj.Spec.ConnectionRef.Name = h.accessConnection(&intunev1alpha1.ConnectionAccess{Namespaces: []string{h.ns},
 		Kinds: []intunev1alpha1.AccessKind{"PfxUserCertificate"}, RequireCertificateMatch: &noMatch}).Name
-	obj.Spec.UserUPN = "Alice.Smith@contoso.com"
+	obj.Spec.UserUPN = "Alice@Contoso.com" // the user of spec.userId, spelt as the spec likes
 	if err := k8sClient.Create(h.ctx, obj); err != nil {
 		t.Fatal(err)
 	}
 	pfxUserReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonUpdated)
-	if rec, _ := h.pfxUserRecord(id); rec.UserUpn != "Alice.Smith@contoso.com" {
+	if rec, _ := h.pfxUserRecord(id); rec.UserUpn != "Alice@Contoso.com" {
 		t.Errorf("userUpn %q, want the spec's", rec.UserUpn)
 	}
 
-	renewed := h.newUser("alice@contoso.com")
+	renewed := h.newUser("alice.smith@contoso.com")
 	mark := h.journalMark()
 	h.tlsSecret("alice-tls", renewed)
 	h.eventually("status follows the renewed certificate", func() error {
@@ -253,7 +254,11 @@ func TestPfxUserCertificateReportsBadInputAndUnknownRecords(t *testing.T) {
 	if !strings.Contains(cond.Message, unknown) || !strings.Contains(cond.Message, "spec.id") {
 		t.Errorf("message %q does not name the record and the field to check", cond.Message)
 	}
-	assertRepeatsOf(t, h.graphCalls(mark), "PATCH /pfxUserCertificates/"+unknown+" 404")
+	calls := h.graphCalls(mark)
+	if len(calls) == 0 || calls[0] != "GET /users/alice@contoso.com 200" {
+		t.Fatalf("Graph calls %q: want the user's lookup first", calls)
+	}
+	assertRepeatsOf(t, calls[1:], "PATCH /pfxUserCertificates/"+unknown+" 404")
 	if n := len(h.sim.PfxUserCertificates(h.tenantID)); n != 1 {
 		t.Errorf("%d records, want only the seeded one", n)
 	}
@@ -294,7 +299,7 @@ func TestPfxUserCertificateCreatesOwnsAndDeletesItsRecord(t *testing.T) {
 		t.Fatalf("status id %q, createStartedTime %v, message %q", id, obj.Status.CreateStartedTime, cond.Message)
 	}
 	// The list is read before the create: a record made by a lost create would be found there.
-	assertCalls(t, h.graphCalls(mark), "GET /pfxUserCertificates 200", "POST /pfxUserCertificates 201")
+	assertCalls(t, h.graphCalls(mark), "GET /users/alice@contoso.com 200", "GET /pfxUserCertificates 200", "POST /pfxUserCertificates 201")
 	rec, ok := h.pfxUserRecord(id)
 	if !ok || rec.UserID != h.users["alice@contoso.com"] || rec.EncryptedPfxBlob == "" {
 		t.Fatalf("record %+v (found %v)", rec, ok)
@@ -359,5 +364,26 @@ func TestPfxUserCertificateNeverTakesARecordAnotherResourceNames(t *testing.T) {
 	}
 	if after, _ := h.pfxUserRecord(named.Spec.ID); after.ETag != rec.ETag {
 		t.Error("the named record changed")
+	}
+}
+
+// The access rules judge a record's user by name (spec.userUpn, or the certificate's UPN); the record names the
+// user by id. A spec.userId of another user is refused before any write: a namespace allowed alice's records
+// cannot write bob's by naming his id.
+func TestPfxUserCertificateRefusesAUserIDThatIsNotItsUser(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.pfxSecret(h.ns, "alice-pfx", h.newUser("alice@contoso.com"), "pw")
+	mark := h.journalMark()
+	obj := h.pfxUser("other-user", "", "alice-pfx")
+	obj.Spec.UserID = h.users["bob@contoso.com"]
+	if err := k8sClient.Create(h.ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	cond := pfxUserReady(h, obj, metav1.ConditionFalse, intunev1alpha1.ReasonAccessDenied)
+	if !strings.Contains(cond.Message, "spec.userId") {
+		t.Errorf("message %q does not name the field", cond.Message)
+	}
+	if n := h.graphWrites(mark); n != 0 {
+		t.Errorf("%d writes: %v", n, h.graphCalls(mark))
 	}
 }
