@@ -187,11 +187,7 @@ func sameUser(ctx context.Context, want *desiredPfxUser) error {
 		return &conditionError{reason: intunev1alpha1.ReasonInvalidSpec, terminal: true,
 			message: "the certificate has no UPN or email SAN: set spec.userUpn to the user of spec.userId"}
 	}
-	id, err := want.conn.Graph.ResolveUserID(ctx, upn)
-	if graph.IsNotFound(err) {
-		return &conditionError{reason: intunev1alpha1.ReasonUserNotFound, terminal: true,
-			message: fmt.Sprintf("no user %q in tenant %s: check spec.userUpn or the certificate's SAN", upn, want.conn.TenantID)}
-	}
+	id, err := resolveUser(ctx, want.conn, upn, "spec.userUpn")
 	if err != nil {
 		return err
 	}

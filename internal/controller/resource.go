@@ -80,6 +80,17 @@ func (d resourceDeps) connectionFor(ctx context.Context, namespace string, ref *
 	return conn, nil
 }
 
+// resolveUser is the Entra ID object id of user upn in the connection's tenant; a user Graph does not know is
+// UserNotFound, naming field, where the resource set the name.
+func resolveUser(ctx context.Context, conn *connection.Connection, upn, field string) (string, error) {
+	id, err := conn.Graph.ResolveUserID(ctx, upn)
+	if graph.IsNotFound(err) {
+		return "", &conditionError{reason: intunev1alpha1.ReasonUserNotFound, terminal: true,
+			message: fmt.Sprintf("no user %q in tenant %s: check %s or the certificate's SAN", upn, conn.TenantID, field)}
+	}
+	return id, err
+}
+
 // adoptionRefused says whether the connection forbids taking over a record found in Intune without a claim.
 func adoptionRefused(conn *connection.Connection) bool {
 	return conn.Cluster != "" && conn.Access != nil && conn.Access.Adoption == intunev1alpha1.AdoptionDeny

@@ -212,12 +212,7 @@ func (r *UserPfxCertificateReconciler) desired(ctx context.Context, obj *intunev
 // The id is deterministic, so the record is always looked up first: a crash between a create and the
 // status write is adopted on the next pass instead of failing or duplicating.
 func (r *UserPfxCertificateReconciler) sync(ctx context.Context, obj *intunev1alpha1.UserPfxCertificate, want *desiredUserPfx) (*graph.UserPFXCertificate, string, error) {
-	gc := want.conn.Graph
-	userID, err := gc.ResolveUserID(ctx, want.upn)
-	if graph.IsNotFound(err) {
-		return nil, "", &conditionError{reason: intunev1alpha1.ReasonUserNotFound, terminal: true,
-			message: fmt.Sprintf("no user %q in tenant %s: check spec.userPrincipalName or the certificate's SAN", want.upn, want.conn.TenantID)}
-	}
+	userID, err := resolveUser(ctx, want.conn, want.upn, "spec.userPrincipalName")
 	if err != nil {
 		return nil, "", err
 	}
