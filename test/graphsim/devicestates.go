@@ -271,24 +271,8 @@ func (c *call) updateState(dc DeviceConfiguration, ctx, id string) {
 }
 
 func (c *call) deleteState(dc DeviceConfiguration, id string) {
-	c.s.mu.Lock()
-	cur := c.t.states[key(id)]
-	found := cur != nil && key(cur.DeviceConfigurationID) == key(dc.ID)
-	var err error
-	if found {
-		delete(c.t.states, key(id))
-		c.s.noteDeleted(c.t, kindStates, id, *cur)
-		err = c.s.saveStateLocked()
-	}
-	c.s.mu.Unlock()
-	switch {
-	case !found:
-		c.notFound("managedDeviceCertificateState", id)
-	case err != nil:
-		c.graphError(http.StatusInternalServerError, "InternalServerError", "The deletion could not be persisted.")
-	default:
-		c.w.WriteHeader(http.StatusNoContent)
-	}
+	deleteRecord(c, c.t.states, kindStates, "managedDeviceCertificateState", id,
+		func(r *ManagedDeviceCertificateState) bool { return key(r.DeviceConfigurationID) == key(dc.ID) })
 }
 
 func (c *call) validState(rec *ManagedDeviceCertificateState) bool {

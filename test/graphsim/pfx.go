@@ -97,26 +97,6 @@ func (c *call) recryption(rest []string) {
 	}
 }
 
-func (c *call) deleteRecryption(id string) {
-	c.s.mu.Lock()
-	rec := c.t.recryption[key(id)]
-	var err error
-	if rec != nil {
-		delete(c.t.recryption, key(id))
-		c.s.noteDeleted(c.t, kindRecryption, id, *rec)
-		err = c.s.saveStateLocked()
-	}
-	c.s.mu.Unlock()
-	switch {
-	case rec == nil:
-		c.notFound("pfxRecryptionRequest", id)
-	case err != nil:
-		c.graphError(http.StatusInternalServerError, "InternalServerError", "The deletion could not be persisted.")
-	default:
-		c.w.WriteHeader(http.StatusNoContent)
-	}
-}
-
 func (c *call) validRecryption(rec *PfxRecryptionRequest) bool {
 	return c.validGUIDs(map[string]*string{"tenantId": &rec.TenantID, "userId": &rec.UserID, "deviceId": &rec.DeviceID, "profileId": &rec.ProfileID})
 }
@@ -342,22 +322,10 @@ func (c *call) updatePfxUser(id string) {
 	}
 }
 
+func (c *call) deleteRecryption(id string) {
+	deleteRecord(c, c.t.recryption, kindRecryption, "pfxRecryptionRequest", id, nil)
+}
+
 func (c *call) deletePfxUser(id string) {
-	c.s.mu.Lock()
-	rec := c.t.pfxUser[key(id)]
-	var err error
-	if rec != nil {
-		delete(c.t.pfxUser, key(id))
-		c.s.noteDeleted(c.t, kindPfxUser, id, *rec)
-		err = c.s.saveStateLocked()
-	}
-	c.s.mu.Unlock()
-	switch {
-	case rec == nil:
-		c.notFound("pfxUserCertificate", id)
-	case err != nil:
-		c.graphError(http.StatusInternalServerError, "InternalServerError", "The deletion could not be persisted.")
-	default:
-		c.w.WriteHeader(http.StatusNoContent)
-	}
+	deleteRecord(c, c.t.pfxUser, kindPfxUser, "pfxUserCertificate", id, nil)
 }

@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -243,6 +244,30 @@ func (ts *tenantState) user(idOrUPN string) (User, bool) {
 }
 
 func key(id string) string { return strings.ToLower(id) }
+
+// deleteRecord serves a DELETE of record id of one kind: 404 when records holds none (or belongs refuses
+// it: a record below another configuration), else it is removed, kept as a tombstone for lagging lists and
+// saved, and the answer is 204.
+func deleteRecord[T any](c *call, records map[string]*T, kind, what, id string, belongs func(*T) bool) {
+	c.s.mu.Lock()
+	cur := records[key(id)]
+	found := cur != nil && (belongs == nil || belongs(cur))
+	var err error
+	if found {
+		delete(records, key(id))
+		c.s.noteDeleted(c.t, kind, id, *cur)
+		err = c.s.saveStateLocked()
+	}
+	c.s.mu.Unlock()
+	switch {
+	case !found:
+		c.notFound(what, id)
+	case err != nil:
+		c.graphError(http.StatusInternalServerError, "InternalServerError", "The deletion could not be persisted.")
+	default:
+		c.w.WriteHeader(http.StatusNoContent)
+	}
+}
 
 // sortedValues copies a record map's values, ordered by id, so lists and pages are stable.
 func sortedValues[T any](m map[string]*T) []T {

@@ -184,23 +184,7 @@ func (c *call) updateUserPfx(id string) {
 }
 
 func (c *call) deleteUserPfx(id string) {
-	c.s.mu.Lock()
-	rec := c.t.userPfx[key(id)]
-	var err error
-	if rec != nil {
-		delete(c.t.userPfx, key(id))
-		c.s.noteDeleted(c.t, kindUserPfx, id, *rec)
-		err = c.s.saveStateLocked()
-	}
-	c.s.mu.Unlock()
-	switch {
-	case rec == nil:
-		c.notFound("userPFXCertificate", id)
-	case err != nil:
-		c.graphError(http.StatusInternalServerError, "InternalServerError", "The deletion could not be persisted.")
-	default:
-		c.w.WriteHeader(http.StatusNoContent)
-	}
+	deleteRecord(c, c.t.userPfx, kindUserPfx, "userPFXCertificate", id, nil)
 }
 
 // validUserPfx applies enum defaults (an OData enum defaults to its first member) and checks values.
