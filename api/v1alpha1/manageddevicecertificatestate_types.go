@@ -227,7 +227,8 @@ type ManagedDeviceCertificateStateStatus struct {
 	// id is the Graph record's id (server generated).
 	// +optional
 	ID string `json:"id,omitempty"`
-	// certificate are the certificate facts that were pushed.
+	// certificate are the certificate facts that were pushed (stored before a create too: a deletion finds
+	// the record of a create whose answer was lost by them).
 	// +optional
 	Certificate *CertificateFacts `json:"certificate,omitempty"`
 	// certificateKeyUsage that was pushed.
@@ -240,7 +241,8 @@ type ManagedDeviceCertificateStateStatus struct {
 	// +optional
 	SourceHash string `json:"sourceHash,omitempty"`
 	// createStartedTime is set while a create may have happened without its id being known (Graph assigns
-	// it): the record is looked for in lists, which show a new record only after a delay, before any new create.
+	// it): the record is looked for in lists, which show a new record only after a delay, before any new create
+	// and before a deletion lets the resource go.
 	// +optional
 	CreateStartedTime *metav1.Time `json:"createStartedTime,omitempty"`
 

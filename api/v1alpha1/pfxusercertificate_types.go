@@ -73,7 +73,8 @@ type PfxUserCertificateStatus struct {
 	// +optional
 	ID string `json:"id,omitempty"`
 	// createStartedTime is set while a create may have happened without its id being known (Graph assigns
-	// it): the record is looked for in lists, which show a new record only after a delay, before any new create.
+	// it): the record is looked for in lists, which show a new record only after a delay, before any new create
+	// and before a deletion lets the resource go.
 	// +optional
 	CreateStartedTime *metav1.Time `json:"createStartedTime,omitempty"`
 	// eTag as Graph returned it.
@@ -85,7 +86,8 @@ type PfxUserCertificateStatus struct {
 	// lastModifiedTime as Graph returned it.
 	// +optional
 	LastModifiedTime *metav1.Time `json:"lastModifiedTime,omitempty"`
-	// thumbprint of the pushed certificate.
+	// thumbprint of the pushed certificate (stored before a create too: a deletion finds the record of a
+	// create whose answer was lost by it).
 	// +optional
 	Thumbprint string `json:"thumbprint,omitempty"`
 	// certStartDate is the pushed certificate's notBefore.

@@ -42,3 +42,41 @@ func (r *kindReconciler[T]) createSettling(mark *metav1.Time, now time.Time) err
 			"a delay: looking for it until %s before creating it again",
 			mark.UTC().Format(time.RFC3339), settled.UTC().Format(time.RFC3339))}
 }
+
+// removeMarked deletes, when a resource goes, its record and the one its marked create may have made without
+// the id reaching status (the answer was lost, or carried none): the list shows that record, or, while the
+// create may still show up in it, the deletion waits (a non-empty pending message). Without the search, the
+// record of such a create would stay in Intune with no resource to manage it.
+func removeMarked[R any](ctx context.Context, ext external[R], idOf func(*R) string, id string, mark *metav1.Time, settle time.Duration, now time.Time) (pending string, err error) {
+	if id != "" {
+		if err := ext.Delete(ctx, id); err != nil {
+			return "", err
+		}
+	}
+	if mark == nil {
+		return "", nil
+	}
+	found, err := ext.Find(ctx)
+	if err != nil {
+		return "", err
+	}
+	if found != nil && idOf(found) != id { // the record named by id may still be listed: it was just deleted
+		return "", ext.Delete(ctx, idOf(found))
+	}
+	if settled := mark.Add(settle); now.Before(settled) {
+		return fmt.Sprintf("a create started at %s may have made a record that Intune does not list yet: looking for it "+
+			"until %s before letting the resource go", mark.UTC().Format(time.RFC3339), settled.UTC().Format(time.RFC3339)), nil
+	}
+	return "", nil
+}
+
+// markedRecords names, for the deletion Event, the records removeMarked deletes.
+func markedRecords(id string, mark *metav1.Time) string {
+	switch {
+	case mark == nil:
+		return id
+	case id == "":
+		return fmt.Sprintf("made by the create started at %s, if any", mark.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("%s and the one made by the create started at %s, if any", id, mark.UTC().Format(time.RFC3339))
+}

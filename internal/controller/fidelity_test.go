@@ -8,6 +8,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	intunev1alpha1 "github.com/certops/intune-cert-operator/api/v1alpha1"
 	"github.com/certops/intune-cert-operator/test/graphsim"
@@ -253,4 +254,65 @@ func TestUserPfxCreateThatActedThenFailedIsAdoptedAndPatchNoContentIsSuccess(t *
 	if rec := h.records(h.tenantID)[id]; rec.IntendedPurpose != "smimeSigning" {
 		t.Errorf("record purpose %q", rec.IntendedPurpose)
 	}
+}
+
+// A resource is deleted while its create acted, lost its answer and its record is not listed yet: status has
+// the create's mark but no id. The deletion waits for the list to show the record and deletes it, for every
+// kind whose id Graph assigns; none is left in Intune without a resource (finding 8 of docs/reliability.md).
+func TestDeletionRemovesTheRecordOfACreateWhoseAnswerWasLost(t *testing.T) {
+	for _, kind := range []string{kindManagedDeviceCertificateState, kindPfxUserCertificate, kindPfxRecryptionRequest} {
+		t.Run(kind, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{createSettle: time.Minute})
+			var obj client.Object
+			var records func() int
+			switch kind {
+			case kindManagedDeviceCertificateState:
+				h.tlsSecret("alice-device", h.newUser("alice@contoso.com"))
+				obj, records = h.deviceState("lost", h.iosProfile(), "alice-device"), func() int { return len(h.deviceStates()) }
+			case kindPfxUserCertificate:
+				h.pfxSecret(h.ns, "alice-pfx", h.newUser("alice@contoso.com"), "pw")
+				obj, records = h.pfxUser("lost", "", "alice-pfx"), func() int { return len(h.sim.PfxUserCertificates(h.tenantID)) }
+			case kindPfxRecryptionRequest:
+				obj, records = h.recryption("lost"), func() int { return len(h.recryptionRecords()) }
+			}
+			h.waitConnectionReady()
+			// Listed 8 s after the create: a pass that does not find it waits up to 15 s before looking again,
+			// so the deletion below starts while status holds the mark and no id.
+			h.sim.SetFaults(graphsim.Faults{ActThenFailScript: []int{500}, CreateListLag: 8 * time.Second})
+			if err := k8sClient.Create(h.ctx, obj); err != nil {
+				t.Fatal(err)
+			}
+			h.eventually("the create acted and its answer was lost", func() error {
+				if n := records(); n != 1 {
+					return fmt.Errorf("%d records", n)
+				}
+				h.get(obj)
+				if mark, id := markAndID(obj); mark == nil || id != "" {
+					return fmt.Errorf("status mark %v, id %q", mark, id)
+				}
+				return nil
+			})
+			mark := h.journalMark()
+			h.deleteAndWait(obj)
+			if n := records(); n != 0 {
+				t.Errorf("%d records left in Intune after the deletion, want 0; calls %v", n, h.graphCalls(mark))
+			}
+			if !slices.ContainsFunc(h.graphCalls(mark), func(c string) bool { return strings.HasPrefix(c, "DELETE ") && strings.HasSuffix(c, " 204") }) {
+				t.Errorf("no DELETE answered 204 among %v", h.graphCalls(mark))
+			}
+		})
+	}
+}
+
+// markAndID is a resource's create mark and record id.
+func markAndID(obj client.Object) (*metav1.Time, string) {
+	switch o := obj.(type) {
+	case *intunev1alpha1.ManagedDeviceCertificateState:
+		return o.Status.CreateStartedTime, o.Status.ID
+	case *intunev1alpha1.PfxUserCertificate:
+		return o.Status.CreateStartedTime, o.Status.ID
+	case *intunev1alpha1.PfxRecryptionRequest:
+		return o.Status.CreateStartedTime, o.Status.ID
+	}
+	panic(fmt.Sprintf("%T has no create mark", obj))
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -244,8 +245,11 @@ func (r *ManagedDeviceCertificateStateReconciler) sync(ctx context.Context, obj 
 			}
 			return nil
 		},
-		beginCreate: func(ctx context.Context) error { return r.beginCreate(ctx, obj, &obj.Status.CreateStartedTime) },
-		settling:    func(mark *metav1.Time) error { return r.createSettling(mark, r.Clock.Now()) },
+		beginCreate: func(ctx context.Context) error {
+			obj.Status.Certificate = want.facts // how a deletion finds the record should the id never arrive
+			return r.beginCreate(ctx, obj, &obj.Status.CreateStartedTime)
+		},
+		settling: func(mark *metav1.Time) error { return r.createSettling(mark, r.Clock.Now()) },
 	}
 	return flow.sync(ctx)
 }
@@ -378,14 +382,29 @@ func certificateProfile(spec *intunev1alpha1.ManagedDeviceCertificateStateSpec) 
 
 func (r *ManagedDeviceCertificateStateReconciler) reconcileDelete(ctx context.Context, obj *intunev1alpha1.ManagedDeviceCertificateState) (ctrl.Result, error) {
 	r.Resync.forget(obj.UID)
-	profile := certificateProfile(&obj.Spec)
+	st := &obj.Status
 	return r.finalize(ctx, obj, deletion{
 		policy:        obj.Spec.DeletionPolicy,
 		connectionRef: obj.Spec.ConnectionRef,
-		records:       obj.Status.ID,
+		records:       markedRecords(st.ID, st.CreateStartedTime),
 		remove: func(ctx context.Context, conn *connection.Connection) (string, error) {
-			records := &deviceStateRecords{gc: conn.Graph, want: &desiredDeviceState{profile: profile}}
-			return "", records.Delete(ctx, obj.Status.ID)
+			want := &desiredDeviceState{conn: conn, profile: certificateProfile(&obj.Spec), state: &graph.ManagedDeviceCertificateState{}}
+			if st.CreateStartedTime != nil { // the certificate finds a record whose id never arrived
+				facts := st.Certificate
+				if facts == nil || facts.Thumbprint == "" { // marked by a version that did not store it
+					var err error
+					if facts, _, err = r.certificateFacts(ctx, obj); err != nil {
+						return "", err
+					}
+				}
+				want.state.CertificateThumbprint, want.state.CertificateSerialNumber = facts.Thumbprint, facts.SerialNumber
+			}
+			pending, err := removeMarked(ctx, &deviceStateRecords{gc: conn.Graph, want: want},
+				func(s *graph.ManagedDeviceCertificateState) string { return s.ID }, st.ID, st.CreateStartedTime, r.CreateSettle, r.Clock.Now())
+			if gone := (*conditionError)(nil); errors.As(err, &gone) && gone.reason == intunev1alpha1.ReasonProfileNotFound {
+				return "", nil // the profile is gone, and its records with it
+			}
+			return pending, err
 		},
 	})
 }

@@ -260,18 +260,21 @@ func recordRecryption(st *intunev1alpha1.PfxRecryptionRequestStatus, rec *graph.
 	st.LastSyncTime = &metav1.Time{Time: now}
 }
 
+// reconcileDelete removes the request, and one its create may have made without the id arriving, per
+// deletionPolicy.
 func (r *PfxRecryptionRequestReconciler) reconcileDelete(ctx context.Context, obj *intunev1alpha1.PfxRecryptionRequest) (ctrl.Result, error) {
-	if obj.Status.ID == "" && obj.Status.CreateStartedTime != nil && obj.Spec.DeletionPolicy != intunev1alpha1.DeletionPolicyOrphan {
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, intunev1alpha1.ReasonCreateOutcomeUnknown, "Delete",
-			"The outcome of this request's create is unknown: a pfxRecryptionRequest of user %s and device %s may remain in Intune",
-			obj.Spec.UserID, obj.Spec.DeviceID)
-	}
+	st := &obj.Status
 	return r.finalize(ctx, obj, deletion{
 		policy:        obj.Spec.DeletionPolicy,
 		connectionRef: obj.Spec.ConnectionRef,
-		records:       obj.Status.ID,
+		records:       markedRecords(st.ID, st.CreateStartedTime),
 		remove: func(ctx context.Context, conn *connection.Connection) (string, error) {
-			return "", (&recryptionRecords{gc: conn.Graph}).Delete(ctx, obj.Status.ID)
+			ext := &recryptionRecords{gc: conn.Graph, want: recryptionPayload(&obj.Spec, conn)}
+			if st.CreateStartedTime != nil {
+				ext.since = st.CreateStartedTime.Time
+			}
+			return removeMarked(ctx, ext, func(rec *graph.PfxRecryptionRequest) string { return rec.ID },
+				st.ID, st.CreateStartedTime, r.CreateSettle, r.Clock.Now())
 		},
 	})
 }

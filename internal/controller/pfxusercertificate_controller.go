@@ -227,8 +227,11 @@ func (r *PfxUserCertificateReconciler) syncOwned(ctx context.Context, obj *intun
 			_, err := r.Claims.claim(ctx, obj, kindPfxUserCertificate, want.conn.TenantID, found.ID)
 			return err
 		},
-		beginCreate: func(ctx context.Context) error { return r.beginCreate(ctx, obj, &obj.Status.CreateStartedTime) },
-		settling:    func(mark *metav1.Time) error { return r.createSettling(mark, r.Clock.Now()) },
+		beginCreate: func(ctx context.Context) error {
+			obj.Status.Thumbprint = want.record.Thumbprint // how a deletion finds the record should the id never arrive
+			return r.beginCreate(ctx, obj, &obj.Status.CreateStartedTime)
+		},
+		settling: func(mark *metav1.Time) error { return r.createSettling(mark, r.Clock.Now()) },
 	}
 	record, action, err := flow.sync(ctx)
 	if err != nil {
@@ -325,19 +328,26 @@ func recordError(err error, id string, want *desiredPfxUser) error {
 			"check spec.id, or create a resource without it to create a record", id, want.conn.TenantID)}
 }
 
-// reconcileDelete removes the record this resource created, per deletionPolicy; a record named by spec.id
-// is never deleted.
+// reconcileDelete removes the record this resource created (and one its create may have made without the id
+// arriving), per deletionPolicy; a record named by spec.id is never deleted.
 func (r *PfxUserCertificateReconciler) reconcileDelete(ctx context.Context, obj *intunev1alpha1.PfxUserCertificate) (ctrl.Result, error) {
+	st := &obj.Status
 	owned := ""
 	if obj.Spec.ID == "" {
-		owned = obj.Status.ID
+		owned = markedRecords(st.ID, st.CreateStartedTime)
 	}
 	return r.finalize(ctx, obj, deletion{
 		policy:        obj.Spec.DeletionPolicy,
 		connectionRef: obj.Spec.ConnectionRef,
 		records:       owned,
 		remove: func(ctx context.Context, conn *connection.Connection) (string, error) {
-			return "", (&pfxUserRecords{want: &desiredPfxUser{conn: conn}}).Delete(ctx, owned)
+			mark := st.CreateStartedTime
+			if st.Thumbprint == "" {
+				mark = nil // marked by a version that did not store the certificate: there is nothing to find it by
+			}
+			want := &desiredPfxUser{conn: conn, record: graph.PfxUserCertificate{UserID: obj.Spec.UserID, Thumbprint: st.Thumbprint}}
+			return removeMarked(ctx, &pfxUserRecords{want: want},
+				func(rec *graph.PfxUserCertificate) string { return rec.ID }, st.ID, mark, r.CreateSettle, r.Clock.Now())
 		},
 	})
 }

@@ -289,8 +289,9 @@ func (u *userPfxRecords) Create(ctx context.Context) (*graph.UserPFXCertificate,
 		// Created meanwhile (the service can lag behind its own writes): make it ours with an update.
 		return u.Update(ctx, u.id)
 	}
-	if (err != nil && !graph.IsRetryable(err)) || (err == nil && created.ID != "" && !strings.EqualFold(created.ID, u.id)) {
+	if graph.IsRefused(err) || (err == nil && created.ID != "" && !strings.EqualFold(created.ID, u.id)) {
 		// The user may be gone, or back under a new id (the record's id names it): ask Graph again next time.
+		// A pass that ran out of time or was throttled learnt nothing about the user, and keeps it.
 		gc.ForgetUserID(u.want.upn)
 	}
 	if err != nil {

@@ -100,6 +100,14 @@ func statusIs(err error, code int) bool {
 	return errors.As(err, &e) && e.StatusCode == code
 }
 
+// IsRefused reports that Graph answered and refused the request itself (a 4xx other than 429): asking
+// again unchanged will not help. Throttling, server and network errors, and a caller that gave up (its
+// context ended, e.g. while waiting for the write budget) are not refusals.
+func IsRefused(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.StatusCode >= 400 && e.StatusCode < 500 && e.StatusCode != http.StatusTooManyRequests
+}
+
 // IsRetryable reports whether trying the same call later may succeed: throttling, transient
 // server errors, network errors and timeouts.
 func IsRetryable(err error) bool {

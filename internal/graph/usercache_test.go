@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -60,5 +61,29 @@ func TestResolveUserIDForgetsAUserThatIsGone(t *testing.T) {
 	}
 	if _, ok := c.userIDs.get("a@b.c"); ok {
 		t.Fatal("a 404 left an id cached")
+	}
+}
+
+// Only a refusal of the request itself makes the caller forget a user: a pass that was throttled, met a
+// server or network error, or ran out of time learnt nothing about the user.
+func TestIsRefusedOnlyForTheRequestsOwnFault(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&Error{StatusCode: http.StatusBadRequest}, true},
+		{&Error{StatusCode: http.StatusNotFound}, true},
+		{fmt.Errorf("create: %w", &Error{StatusCode: http.StatusForbidden}), true},
+		{&Error{StatusCode: http.StatusTooManyRequests}, false},
+		{&Error{StatusCode: http.StatusInternalServerError}, false},
+		{&Error{StatusCode: http.StatusServiceUnavailable}, false},
+		{&networkError{op: "create", err: errors.New("connection reset")}, false},
+		{fmt.Errorf("waiting for the write budget: %w", context.DeadlineExceeded), false},
+		{context.Canceled, false},
+		{nil, false},
+	} {
+		if got := IsRefused(tc.err); got != tc.want {
+			t.Errorf("IsRefused(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

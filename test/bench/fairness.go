@@ -167,7 +167,7 @@ func (b *bench) fairnessScenario(ctx context.Context) (*fairnessResult, error) {
 	r.Ratio = r.ASeconds / r.WriteBoundSeconds
 	r.PerCertificate = r.Graph.perCertificate(cfg.FairN + cfg.FairTries)
 	r.Operator = usageSince(before, after)
-	r.Reconcile = after.reconcile.since(before.reconcile).stats()
+	r.Reconcile = reconcileSince(before, after)
 	if r.RecordsImported, err = b.recordsWith(thumbprints(append(slices.Clone(f.a), f.b...))); err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func (b *bench) fairnessScenario(ctx context.Context) (*fairnessResult, error) {
 
 // queueDepth is how many requests wait in the operator's UserPfxCertificate workqueue.
 func (b *bench) queueDepth() (int, error) {
-	families, err := b.s.Metrics()
+	families, err := b.metrics()
 	if err != nil {
 		return 0, err
 	}
@@ -210,7 +210,7 @@ func controllerGauges(families map[string]*dto.MetricFamily) (depth, active floa
 func (b *bench) waitIdle(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for idle := 0; idle < 3; {
-		families, err := b.s.Metrics()
+		families, err := b.metrics()
 		if err != nil {
 			return err
 		}

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/certops/intune-cert-operator/test/graphsim"
 	"github.com/certops/intune-cert-operator/test/stack"
@@ -214,6 +218,17 @@ type reconcileStats struct {
 	Count      uint64  `json:"count"`
 	P50Seconds float64 `json:"p50Seconds"`
 	P99Seconds float64 `json:"p99Seconds"`
+	// NotObtained is why the operator's /metrics could not be read at the scenario's start or end; the
+	// figures above are then zero and mean nothing.
+	NotObtained string `json:"notObtained,omitempty"`
+}
+
+// reconcileSince are the reconcile quantiles between two snapshots of the same operator process.
+func reconcileSince(before, after snapshot) reconcileStats {
+	if err := metricsErr(before, after); err != nil {
+		return reconcileStats{NotObtained: err.Error()}
+	}
+	return after.reconcile.since(before.reconcile).stats()
 }
 
 func (h histogram) stats() reconcileStats {
@@ -236,6 +251,9 @@ type operatorUsage struct {
 	CPUSeconds float64 `json:"cpuSeconds"`
 	// KubeRequests are the operator's API server requests during the scenario, by method.
 	KubeRequests map[string]float64 `json:"kubeRequests"`
+	// MetricsNotObtained is why the operator's /metrics could not be read at the scenario's start or end:
+	// HeapInuseMiB and KubeRequests are then missing. The other figures come from /proc and stand.
+	MetricsNotObtained string `json:"metricsNotObtained,omitempty"`
 }
 
 func usageSince(before, after snapshot) operatorUsage {
@@ -244,6 +262,10 @@ func usageSince(before, after snapshot) operatorUsage {
 		PeakRSSAnonMiB: float64(after.peakAnon) / mib, RSSFileMiB: float64(after.proc.RSSFile) / mib,
 		HeapInuseMiB: after.heapInuse / mib, CPUSeconds: after.proc.CPUSeconds - before.proc.CPUSeconds,
 		KubeRequests: map[string]float64{}}
+	if err := metricsErr(before, after); err != nil {
+		u.MetricsNotObtained, u.HeapInuseMiB, u.KubeRequests = err.Error(), 0, nil
+		return u
+	}
 	for method, n := range after.kube {
 		u.KubeRequests[method] = n - before.kube[method] // a restart in between is not compared
 	}
@@ -261,19 +283,44 @@ func (u operatorUsage) kubePer(n int) map[string]float64 {
 
 // snapshot is what a scenario compares at its end with its start.
 type snapshot struct {
-	proc      stack.ProcStats
-	reconcile histogram
-	peakAnon  int64
-	heapInuse float64
-	kube      map[string]float64
+	proc     stack.ProcStats
+	peakAnon int64
+	// metricsErr is why the operator's /metrics could not be read (addMetrics); reconcile, heapInuse and
+	// kube are then zero.
+	metricsErr error
+	reconcile  histogram
+	heapInuse  float64
+	kube       map[string]float64
 }
 
+// metricsErr is the first of two snapshots' failed scrapes, nil when both were read.
+func metricsErr(before, after snapshot) error {
+	if before.metricsErr != nil {
+		return fmt.Errorf("at the start: %w", before.metricsErr)
+	}
+	if after.metricsErr != nil {
+		return fmt.Errorf("at the end: %w", after.metricsErr)
+	}
+	return nil
+}
+
+// snapshot reads the operator's /proc figures, then scrapes its /metrics. Only the first can fail it: a
+// failed scrape is kept in metricsErr, so the figures that need it are reported as not obtained and the
+// run goes on.
 func (b *bench) snapshot() (snapshot, error) {
-	proc, err := b.s.Operator.Stats()
+	s, err := b.procSnapshot()
 	if err != nil {
 		return snapshot{}, err
 	}
-	families, err := b.s.Metrics()
+	b.addMetrics(&s)
+	return s, nil
+}
+
+// procSnapshot is the part of a snapshot that needs no scrape: the operator's memory and CPU from /proc.
+// Scenarios take it, and read graphsim's journal, before the scrape (finishPhase): the scrape makes the
+// operator gather every certificate's series, which raises its RSS, and it can time out.
+func (b *bench) procSnapshot() (snapshot, error) {
+	proc, err := b.s.Operator.Stats()
 	if err != nil {
 		return snapshot{}, err
 	}
@@ -281,8 +328,67 @@ func (b *bench) snapshot() (snapshot, error) {
 	if b.anon != nil { // nil until the first restart (the empty operator, memory.go)
 		peakAnon = b.anon.peak.Load()
 	}
-	return snapshot{proc: proc, reconcile: reconcileHistogram(families), peakAnon: peakAnon,
-		heapInuse: gauge(families, "go_memstats_heap_inuse_bytes"), kube: kubeRequests(families)}, nil
+	return snapshot{proc: proc, peakAnon: peakAnon}, nil
+}
+
+// addMetrics completes s with the operator's /metrics, or records why they could not be read.
+func (b *bench) addMetrics(s *snapshot) {
+	families, err := b.metrics()
+	if err != nil {
+		logf("  %v (the figures that need it are reported as not obtained)", err)
+		s.metricsErr = err
+		return
+	}
+	s.reconcile, s.heapInuse, s.kube = reconcileHistogram(families), gauge(families, "go_memstats_heap_inuse_bytes"), kubeRequests(families)
+}
+
+// benchFamilies are the metric families the benchmark reads (measure.go, fairness.go). The scrape asks
+// the operator for these alone (promhttp's name[] filter), so it does not encode and send the
+// certificates' own series: at N=100,000 those made the whole response too slow to read.
+var benchFamilies = []string{
+	"controller_runtime_reconcile_time_seconds", "rest_client_requests_total", "go_memstats_heap_inuse_bytes",
+	"workqueue_depth", "controller_runtime_active_workers",
+}
+
+// metricsTimeout bounds one scrape for a cluster of this many UserPfxCertificates: 30 s, plus 2 s per
+// 1000 (230 s at 100,000). The operator still gathers every certificate's series before filtering them;
+// at N=100,000, with ~450 MiB of live heap under GOMEMLIMIT, a fixed 30 s ran out and aborted the run.
+func metricsTimeout(resources int) time.Duration {
+	return 30*time.Second + time.Duration(resources/1000)*2*time.Second
+}
+
+// metrics scrapes the operator's /metrics (benchFamilies only), with a timeout for the run's scale.
+func (b *bench) metrics() (map[string]*dto.MetricFamily, error) {
+	resources := b.cfg.N
+	if b.tracker != nil { // the other scenarios' resources count too
+		resources = max(resources, b.tracker.count())
+	}
+	return scrapeMetrics(b.s.MetricsURL, metricsTimeout(resources))
+}
+
+// scrapeMetrics reads the benchFamilies of a metrics endpoint, within timeout (the body's reading too).
+// The text parser reads the body as it arrives; no copy of the whole response is held.
+func scrapeMetrics(metricsURL string, timeout time.Duration) (map[string]*dto.MetricFamily, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL+"?"+url.Values{"name[]": benchFamilies}.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scraping the operator's metrics (timeout %s): %w", timeout, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scraping the operator's metrics: %s", res.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the operator's metrics (timeout %s): %w", timeout, err)
+	}
+	return families, nil
 }
 
 // anonSampler tracks the peak anonymous resident memory (heap, stacks) of one process. VmHWM also

@@ -1,9 +1,16 @@
 package main
 
 import (
+	"errors"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/certops/intune-cert-operator/test/graphsim"
 )
@@ -90,6 +97,86 @@ func TestResyncRequestCountsTheResourcesKindsButNotTheConnectionsOrCaches(t *tes
 	} {
 		if got := resyncRequest(op); got != want {
 			t.Errorf("resyncRequest(%q) = %t, want %t", op, got, want)
+		}
+	}
+}
+
+func TestMetricsTimeoutGrowsWithTheCluster(t *testing.T) {
+	for n, want := range map[int]time.Duration{0: 30 * time.Second, 999: 30 * time.Second, 10000: 50 * time.Second, 100000: 230 * time.Second} {
+		if got := metricsTimeout(n); got != want {
+			t.Errorf("metricsTimeout(%d) = %s, want %s", n, got, want)
+		}
+	}
+}
+
+func TestScrapeMetricsAsksTheOperatorForTheBenchFamiliesOnly(t *testing.T) {
+	// The operator's handler: promhttp over a registry with a family the benchmark reads and per-certificate
+	// series it does not.
+	reg := prometheus.NewRegistry()
+	heap := prometheus.NewGauge(prometheus.GaugeOpts{Name: "go_memstats_heap_inuse_bytes"})
+	heap.Set(1 << 20)
+	perCert := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "certificate_expiry_seconds"}, []string{"name"})
+	for _, name := range []string{"a", "b", "c"} {
+		perCert.WithLabelValues(name).Set(1)
+	}
+	reg.MustRegister(heap, perCert)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+
+	families, err := scrapeMetrics(srv.URL+"/metrics", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gauge(families, "go_memstats_heap_inuse_bytes") != 1<<20 || families["certificate_expiry_seconds"] != nil {
+		t.Fatalf("scraped %d families, want go_memstats_heap_inuse_bytes alone", len(families))
+	}
+}
+
+func TestScrapeMetricsGivesUpAtItsTimeout(t *testing.T) {
+	// An operator too busy to finish its response: headers sent, the body never ends.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("# TYPE go_memstats_heap_inuse_bytes gauge\n"))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	start := time.Now()
+	if _, err := scrapeMetrics(srv.URL, 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
+		t.Fatalf("scrapeMetrics = %v, want the deadline", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("scrapeMetrics took %s with a 200 ms timeout", d)
+	}
+}
+
+func TestAFailedScrapeIsReportedAsNotObtainedAndMeetsNoTarget(t *testing.T) {
+	failed := errors.New("parsing the operator's metrics: context deadline exceeded")
+	before := snapshot{reconcile: histogram{count: 1, bounds: []float64{1}, cum: []uint64{1}}, kube: map[string]float64{"GET": 1}}
+	after := snapshot{metricsErr: failed}
+	u, rec := usageSince(before, after), reconcileSince(before, after)
+	if u.MetricsNotObtained == "" || u.KubeRequests != nil || rec.NotObtained == "" || rec.Count != 0 {
+		t.Fatalf("usage %+v, reconcile %+v: want both not obtained", u, rec)
+	}
+
+	// A steady scenario without a single Graph write, whose resyncs were not obtained: no target met.
+	r := &results{Config: &config{N: 100000},
+		Import: &importResult{N: 1, Seconds: 1, Ratio: 1, LowerBoundSeconds: 1, Operator: u, Reconcile: rec,
+			Graph: graphCounts{Requests: 1, Writes: 1, ByOperation: map[string]int{"POST userPfxCertificates": 1}}},
+		Steady: &steadyResult{ResyncPeriod: time.Minute, Resources: 1, ReadBound: 2, WindowSeconds: 60, Operator: u, Reconcile: rec}}
+	for _, tg := range r.targets() {
+		if strings.HasPrefix(tg.Name, "steady state") && (tg.Met != "not measured" || !strings.Contains(tg.Measured, "not obtained: at the end: parsing")) {
+			t.Errorf("target %q = %q (%s), want not measured, saying why", tg.Name, tg.Met, tg.Measured)
+		}
+	}
+	md := r.markdown()
+	for _, want := range []string{
+		"| 1 import | reconcile p50 / p99 | not obtained: at the end: parsing the operator's metrics: context deadline exceeded |",
+		"| 1 import | Kubernetes API requests per certificate | not obtained: ",
+		"| 2 steady | window; resyncs | 60 s; resyncs not obtained: ",
+		"| exactly 1 Graph write per new certificate | 1 writes (1 POST) for 1 certificates | met |", // from graphsim: stands
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report lacks %q:\n%s", want, md)
 		}
 	}
 }

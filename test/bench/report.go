@@ -144,7 +144,16 @@ func (r *results) targets() []target {
 	} else {
 		notMeasured(throttled, "no Graph request")
 	}
-	if s := r.Steady; s != nil {
+	if s := r.Steady; s != nil && s.Reconcile.NotObtained != "" {
+		// Only the operator's metrics count the resyncs every steady target is judged against: without
+		// them a target is not met if what was measured already fails it, and otherwise unknown, never met.
+		resyncs := "resyncs " + notObtained(s.Reconcile.NotObtained)
+		out = append(out,
+			target{steadyWrites, fmt.Sprintf("%d writes in %.0f s; %s", s.Graph.Writes, s.WindowSeconds, resyncs), notMetOrUnknown(s.Graph.Writes > 0)},
+			target{steadyReads, fmt.Sprintf("%.1f reads per period for %d certificates (bound %d); %s", s.ReadsPerPeriod, s.Resources, s.ReadBound, resyncs),
+				notMetOrUnknown(s.ReadsPerPeriod > float64(s.ReadBound))},
+			target{steadyKube, resyncs, "not measured"})
+	} else if s != nil {
 		out = append(out,
 			target{steadyWrites, fmt.Sprintf("%d writes in %.0f s (%d resyncs)", s.Graph.Writes, s.WindowSeconds, s.Resyncs), metText(s.Graph.Writes == 0 && s.Resyncs > 0)},
 			target{steadyReads, fmt.Sprintf("%.1f reads per period for %d certificates (bound %d; %d reads in %.0f s)",
@@ -234,6 +243,35 @@ func (r *results) peakRSS() float64 {
 	return peak
 }
 
+// notObtained is what the report says for a figure the operator's /metrics did not give (why: the
+// scrape's error).
+func notObtained(why string) string { return "not obtained: " + why }
+
+// notMetOrUnknown is the result of a target whose deciding figure was not obtained: "not met" when what
+// was measured already fails it, else "not measured".
+func notMetOrUnknown(failed bool) string {
+	if failed {
+		return "not met"
+	}
+	return "not measured"
+}
+
+// heapText is the Go heap in use at the end, or why the scrape that gives it failed.
+func heapText(u operatorUsage) string {
+	if u.MetricsNotObtained != "" {
+		return notObtained(u.MetricsNotObtained)
+	}
+	return fmt.Sprintf("%.1f MiB", u.HeapInuseMiB)
+}
+
+// kubeText is the operator's API server requests (rest_client_requests_total) per n, or why they are missing.
+func kubeText(u operatorUsage, n int) string {
+	if u.MetricsNotObtained != "" {
+		return notObtained(u.MetricsNotObtained)
+	}
+	return perOperation(u.kubePer(n))
+}
+
 // connectionChecks counts the ClusterGraphConnection's health reads, which belong to no certificate.
 func connectionChecks(n int) string {
 	if n == 1 {
@@ -268,7 +306,7 @@ func (r *results) markdown() string {
 	}
 	if e := r.Empty; e != nil {
 		row("0 empty", "operator before the cluster is populated (its connection Ready): peak RSS (VmHWM); RSS; the binary's pages; Go heap in use",
-			"%.1f MiB; %.1f MiB; %.1f MiB; %.1f MiB", e.PeakRSSMiB, e.RSSMiB, e.RSSFileMiB, e.HeapInuseMiB)
+			"%.1f MiB; %.1f MiB; %.1f MiB; %s", e.PeakRSSMiB, e.RSSMiB, e.RSSFileMiB, heapText(*e))
 	}
 	if i := r.Import; i != nil {
 		row("1 import", "apply → all Ready", "%.1f s for %d certificates (%d records in graphsim)", i.Seconds, i.N, i.RecordsImported)
@@ -278,20 +316,29 @@ func (r *results) markdown() string {
 			row("1 import", "lower bound max(N / write rate, N × latency / concurrency)", "max(%.1f, %.1f) = %.1f s; ratio **%.2f**", i.WriteBoundSeconds, i.LatencyBoundSeconds, i.LowerBoundSeconds, i.Ratio)
 		}
 		row("1 import", "Graph requests per certificate", "%s; plus %s", perOperation(i.PerCertificate), connectionChecks(i.Graph.ConnectionChecks))
-		row("1 import", "Kubernetes API requests per certificate", "%s", perOperation(i.Operator.kubePer(i.N)))
+		row("1 import", "Kubernetes API requests per certificate", "%s", kubeText(i.Operator, i.N))
 		row("1 import", "429s", "%d of %d requests (%.2f%%)", i.Graph.Throttled, i.Graph.Requests, 100*i.Graph.throttledShare())
 		usageRows(row, "1 import", i.Operator, i.Reconcile)
 	}
 	if s := r.Steady; s != nil {
 		row("2 steady", "resync period; resources", "%s; %d", s.ResyncPeriod, s.Resources)
 		row("2 steady", "warm-up after restart (each resource reconciled once)", "%.0f s; Graph requests: %s", s.WarmUpSeconds, perOperationCounts(s.WarmUpGraph.ByOperation))
-		row("2 steady", "window; resyncs", "%.0f s; %d resyncs (%.2f per resource per period)", s.WindowSeconds, s.Resyncs, s.ResyncsPerPeriod)
+		if s.Reconcile.NotObtained != "" {
+			row("2 steady", "window; resyncs", "%.0f s; resyncs %s", s.WindowSeconds, notObtained(s.Reconcile.NotObtained))
+		} else {
+			row("2 steady", "window; resyncs", "%.0f s; %d resyncs (%.2f per resource per period)", s.WindowSeconds, s.Resyncs, s.ResyncsPerPeriod)
+		}
 		row("2 steady", "Graph writes", "%d", s.Graph.Writes)
 		row("2 steady", "Graph reads of certificates per resync period (listing pages, records, users)", "**%.1f** (bound ceil(%d / %d) + 1 = %d); %s; plus %s",
 			s.ReadsPerPeriod, s.Resources, s.PageSize, s.ReadBound, perOperationCounts(s.Graph.ByOperation), connectionChecks(s.Graph.ConnectionChecks))
-		row("2 steady", "Kubernetes API requests per resync (the API server's count, on the kinds a pass touches)", "**%.2f**: %s", s.ResyncRequestsPerResync, perOperationPer(s.ResyncRequests, s.Resyncs))
+		if s.Reconcile.NotObtained != "" { // the API server's counts stand, but not the resyncs they are divided by
+			row("2 steady", "Kubernetes API requests in the window (the API server's count, on the kinds a pass touches)", "%s; resyncs %s",
+				perOperationPer(s.ResyncRequests, 1), notObtained(s.Reconcile.NotObtained))
+		} else {
+			row("2 steady", "Kubernetes API requests per resync (the API server's count, on the kinds a pass touches)", "**%.2f**: %s", s.ResyncRequestsPerResync, perOperationPer(s.ResyncRequests, s.Resyncs))
+		}
 		row("2 steady", "the operator's API requests per resync, every controller (rest_client_requests_total)", "%s; the API server's count of the rest (every client): %s",
-			perOperation(s.Operator.kubePer(s.Resyncs)), otherRequests(s.APIServer))
+			kubeText(s.Operator, s.Resyncs), otherRequests(s.APIServer))
 		row("2 steady", "429s", "%d of %d requests", s.Graph.Throttled, s.Graph.Requests)
 		usageRows(row, "2 steady", s.Operator, s.Reconcile)
 	}
@@ -299,7 +346,7 @@ func (r *results) markdown() string {
 		row("3 rotation", "Secrets changed → all Ready with new thumbprints", "%.1f s for %d certificates (write bound %.1f s, ratio %.2f)", ro.Seconds, ro.Rotated, ro.WriteBoundSeconds, ro.Ratio)
 		row("3 rotation", "Graph requests per rotated certificate", "%s", perOperation(ro.PerRotated))
 		row("3 rotation", "writes per rotated certificate", "%.2f; graphsim: %d new records, %d old left", ro.WritesPerRotated, ro.NewRecords, ro.OldRecordsLeft)
-		row("3 rotation", "Kubernetes API requests per rotated certificate", "%s", perOperation(ro.Operator.kubePer(ro.Rotated)))
+		row("3 rotation", "Kubernetes API requests per rotated certificate", "%s", kubeText(ro.Operator, ro.Rotated))
 		row("3 rotation", "429s", "%d of %d requests", ro.Graph.Throttled, ro.Graph.Requests)
 		usageRows(row, "3 rotation", ro.Operator, ro.Reconcile)
 	}
@@ -334,7 +381,11 @@ func usageRows(row func(string, string, string, ...any), scenario string, u oper
 	// The two peaks need not coincide: the binary's pages are still being paged in when the start of a
 	// populated cluster drives the anonymous memory to its peak.
 	row(scenario, "operator peak RSS (VmHWM); peak anonymous (sampled); the binary's pages at end; Go heap in use at end; CPU",
-		"%.1f MiB; %.1f MiB; %.1f MiB; %.1f MiB; %.1f s", u.PeakRSSMiB, u.PeakRSSAnonMiB, u.RSSFileMiB, u.HeapInuseMiB, u.CPUSeconds)
+		"%.1f MiB; %.1f MiB; %.1f MiB; %s; %.1f s", u.PeakRSSMiB, u.PeakRSSAnonMiB, u.RSSFileMiB, heapText(u), u.CPUSeconds)
+	if rec.NotObtained != "" {
+		row(scenario, "reconcile p50 / p99", "%s", notObtained(rec.NotObtained))
+		return
+	}
 	if rec.Count == 0 {
 		row(scenario, "reconcile p50 / p99", "no reconcile")
 		return

@@ -73,7 +73,7 @@ func (b *bench) seenScenario(ctx context.Context) (*seenResult, error) {
 		r.RequestsPerCert += v
 	}
 	r.Operator = usageSince(before, after)
-	r.Reconcile = after.reconcile.since(before.reconcile).stats()
+	r.Reconcile = reconcileSince(before, after)
 	logf("  all Ready after %.1f s (%.2fx the write bound); %.2f Graph requests per certificate", r.Seconds, r.Ratio, r.RequestsPerCert)
 	return r, nil
 }
@@ -86,7 +86,7 @@ const (
 func (s *seenResult) rows(row func(scenario, measure, format string, args ...any)) {
 	row("7 seen", "apply → all Ready, a second certificate for each user imported before", "%.1f s for %d certificates; write bound %.1f s; ratio **%.2f**", s.Seconds, s.N, s.WriteBoundSeconds, s.Ratio)
 	row("7 seen", "Graph requests per certificate", "**%.2f**: %s; plus %s", s.RequestsPerCert, perOperation(s.PerCertificate), connectionChecks(s.Graph.ConnectionChecks))
-	row("7 seen", "Kubernetes API requests per certificate", "%s", perOperation(s.Operator.kubePer(s.N)))
+	row("7 seen", "Kubernetes API requests per certificate", "%s", kubeText(s.Operator, s.N))
 	row("7 seen", "429s", "%d of %d requests", s.Graph.Throttled, s.Graph.Requests)
 	usageRows(row, "7 seen", s.Operator, s.Reconcile)
 }

@@ -162,6 +162,6 @@ func (s *setResult) rows(row func(string, string, string, ...any)) {
 	row("6 set", "set applied → all children Ready", "%.1f s for %d users (%d records in graphsim); write bound %.1f s; ratio **%.2f**",
 		s.Seconds, s.N, s.RecordsImported, s.WriteBoundSeconds, s.Ratio)
 	row("6 set", "Graph requests per child", "%s", perOperation(s.Graph.perCertificate(s.N)))
-	row("6 set", "operator peak RSS; Go heap in use at end; CPU", "%.1f MiB; %.1f MiB; %.1f s", s.Operator.PeakRSSMiB, s.Operator.HeapInuseMiB, s.Operator.CPUSeconds)
+	row("6 set", "operator peak RSS; Go heap in use at end; CPU", "%.1f MiB; %s; %.1f s", s.Operator.PeakRSSMiB, heapText(s.Operator), s.Operator.CPUSeconds)
 	row("6 set", "template change (renewBefore) → every child observed it", "%.1f s; %d Graph writes, %d reads", s.TemplateSeconds, s.TemplateGraph.Writes, s.TemplateGraph.Reads)
 }
