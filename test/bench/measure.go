@@ -1,19 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/certops/intune-cert-operator/test/graphsim"
 	"github.com/certops/intune-cert-operator/test/stack"
@@ -363,32 +359,7 @@ func (b *bench) metrics() (map[string]*dto.MetricFamily, error) {
 	if b.tracker != nil { // the other scenarios' resources count too
 		resources = max(resources, b.tracker.count())
 	}
-	return scrapeMetrics(b.s.MetricsURL, metricsTimeout(resources))
-}
-
-// scrapeMetrics reads the benchFamilies of a metrics endpoint, within timeout (the body's reading too).
-// The text parser reads the body as it arrives; no copy of the whole response is held.
-func scrapeMetrics(metricsURL string, timeout time.Duration) (map[string]*dto.MetricFamily, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL+"?"+url.Values{"name[]": benchFamilies}.Encode(), nil)
-	if err != nil {
-		return nil, err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("scraping the operator's metrics (timeout %s): %w", timeout, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("scraping the operator's metrics: %s", res.Status)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(res.Body)
-	if err != nil {
-		return nil, fmt.Errorf("parsing the operator's metrics (timeout %s): %w", timeout, err)
-	}
-	return families, nil
+	return stack.ScrapeMetrics(b.s.MetricsURL, metricsTimeout(resources), benchFamilies...)
 }
 
 // anonSampler tracks the peak anonymous resident memory (heap, stacks) of one process. VmHWM also

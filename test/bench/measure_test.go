@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/certops/intune-cert-operator/test/graphsim"
+	"github.com/certops/intune-cert-operator/test/stack"
 )
 
 func TestQuantileInterpolatesInsideTheBucketLikeHistogramQuantile(t *testing.T) {
@@ -123,7 +124,7 @@ func TestScrapeMetricsAsksTheOperatorForTheBenchFamiliesOnly(t *testing.T) {
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	defer srv.Close()
 
-	families, err := scrapeMetrics(srv.URL+"/metrics", 10*time.Second)
+	families, err := stack.ScrapeMetrics(srv.URL+"/metrics", 10*time.Second, benchFamilies...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,11 +142,11 @@ func TestScrapeMetricsGivesUpAtItsTimeout(t *testing.T) {
 	}))
 	defer srv.Close()
 	start := time.Now()
-	if _, err := scrapeMetrics(srv.URL, 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
-		t.Fatalf("scrapeMetrics = %v, want the deadline", err)
+	if _, err := stack.ScrapeMetrics(srv.URL, 200*time.Millisecond, benchFamilies...); err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
+		t.Fatalf("ScrapeMetrics = %v, want the deadline", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("scrapeMetrics took %s with a 200 ms timeout", d)
+		t.Fatalf("ScrapeMetrics took %s with a 200 ms timeout", d)
 	}
 }
 
