@@ -113,6 +113,22 @@ func (c *recordClaims) release(ctx context.Context, obj client.Object, kind, ten
 	return c.deleteIfHeld(ctx, obj, name)
 }
 
+// heldRecords are the claims of kind that obj holds. A claim is taken before the first write to a record, so
+// a record whose create took effect but whose answer was lost is among them, though no status names it.
+func (c *recordClaims) heldRecords(ctx context.Context, obj client.Object, kind string) ([]intunev1alpha1.RecordClaimSpec, error) {
+	list := &intunev1alpha1.RecordClaimList{}
+	if err := c.live.List(ctx, list, client.MatchingLabels{labelClaimant: string(obj.GetUID())}); err != nil {
+		return nil, fmt.Errorf("failed to list the claims of %s: %w", obj.GetName(), err)
+	}
+	var held []intunev1alpha1.RecordClaimSpec
+	for _, claim := range list.Items {
+		if claim.Spec.Kind == kind && claim.Spec.Claimant.UID == string(obj.GetUID()) {
+			held = append(held, claim.Spec)
+		}
+	}
+	return held, nil
+}
+
 // releaseAll lets go of every claim obj holds (its resource is going away).
 func (c *recordClaims) releaseAll(ctx context.Context, obj client.Object) error {
 	list := &intunev1alpha1.RecordClaimList{}

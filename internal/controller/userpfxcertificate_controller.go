@@ -412,6 +412,17 @@ func (r *UserPfxCertificateReconciler) reconcileDelete(ctx context.Context, obj 
 	}
 	ids = append(ids, obj.Status.ID)
 	ids = slices.DeleteFunc(ids, func(id string) bool { return id == "" })
+	// A create may have taken effect and lost its answer: the claims taken before any write name its record
+	// (its id holds the user's object id, unique across tenants).
+	claimed, err := r.Claims.heldRecords(ctx, obj, kindUserPfxCertificate)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	for _, c := range claimed {
+		if !slices.ContainsFunc(ids, func(id string) bool { return strings.EqualFold(id, c.Record) }) {
+			ids = append(ids, c.Record)
+		}
+	}
 	return r.finalize(ctx, obj, deletion{
 		policy:        obj.Spec.DeletionPolicy,
 		connectionRef: obj.Spec.ConnectionRef,

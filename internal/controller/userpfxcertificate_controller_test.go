@@ -497,3 +497,49 @@ func TestUserPfxResourcesInTwoNamespacesUseTheirOwnConnections(t *testing.T) {
 	}
 	upfxReady(h, cross, metav1.ConditionFalse, intunev1alpha1.ReasonConnectionNotFound)
 }
+
+// A create that took effect and lost its answer leaves a record no status names; the resource is deleted
+// before a pass finds it (the fault suite's seed 4001, scenario h). The claim taken before the create names
+// the record, and the deletion deletes it. Here the lost answer is made by hand: the record is imported, the
+// resource suspended so no pass adopts it again, and the id removed from status.
+func TestUserPfxDeletionRemovesTheClaimedRecordStatusDoesNotName(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	h.pfxSecret(h.ns, "alice-pfx", h.newUser("alice@contoso.com"), "pw")
+	obj := h.userPfx("lost-answer", "alice-pfx")
+	if err := k8sClient.Create(h.ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonImported)
+	record := obj.Status.ID
+	obj.Spec.Suspend = true
+	if err := k8sClient.Update(h.ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonSuspended)
+	base := obj.DeepCopy()
+	obj.Status.ID, obj.Status.Thumbprint = "", ""
+	if err := k8sClient.Status().Patch(h.ctx, obj, client.MergeFrom(base)); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := k8sClient.Delete(h.ctx, obj); err != nil { // waits while suspended
+		t.Fatal(err)
+	}
+	mark := h.journalMark()
+	h.get(obj)
+	obj.Spec.Suspend = false
+	if err := k8sClient.Update(h.ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("resource gone", func() error {
+		if err := k8sClient.Get(h.ctx, client.ObjectKeyFromObject(obj), obj); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there (%v)", err)
+		}
+		return nil
+	})
+	// The delete, then the list that checks the service no longer shows the record.
+	assertCalls(t, h.graphCalls(mark), "DELETE /deviceManagement/userPfxCertificates/"+record+" 204", "GET /deviceManagement/userPfxCertificates 200")
+	if recs := h.sim.UserPFXCertificates(h.tenantID); len(recs) != 0 {
+		t.Errorf("records left in Intune: %+v", recs)
+	}
+}
