@@ -167,3 +167,27 @@ func assertReason(t *testing.T, err error, reason string) {
 		t.Fatalf("error = %v, want reason %s", err, reason)
 	}
 }
+
+// A connection's client built again (its credential Secret changed, or two passes built it at once) keeps the
+// user ids the previous one learnt; another tenant, another connection, or the connection deleted do not.
+func TestUserCacheOutlivesAClientRebuilt(t *testing.T) {
+	p := &Provider{}
+	a, b := IndexKey("ClusterGraphConnection", "", "a"), IndexKey("GraphConnection", "team", "b")
+	first := p.userCache(a, graph.CloudPublic, "T")
+	if p.userCache(a, graph.CloudPublic, "t") != first {
+		t.Error("the same connection and tenant got a second cache")
+	}
+	for name, other := range map[string]*graph.UserIDCache{
+		"another tenant":     p.userCache(a, graph.CloudPublic, "other"),
+		"another cloud":      p.userCache(a, graph.CloudUSGovernment, "T"),
+		"another connection": p.userCache(b, graph.CloudPublic, "T"),
+	} {
+		if other == first {
+			t.Errorf("%s shares the cache", name)
+		}
+	}
+	p.Forget("ClusterGraphConnection", "", "a")
+	if p.userCache(a, graph.CloudPublic, "T") == first {
+		t.Error("a deleted connection's cache was kept")
+	}
+}

@@ -98,8 +98,9 @@ type Provider struct {
 
 	mu        sync.Mutex
 	clients   map[string]cached
-	budgets   map[string]*writeBudget    // per cloud, tenant and app: shared by every connection of that app
-	throttles map[string]*graph.Throttle // per Graph host, tenant and app: Graph's Retry-After holds all their calls
+	users     map[string]*graph.UserIDCache // per connection, cloud and tenant (userCache)
+	budgets   map[string]*writeBudget       // per cloud, tenant and app: shared by every connection of that app
+	throttles map[string]*graph.Throttle    // per Graph host, tenant and app: Graph's Retry-After holds all their calls
 }
 
 type cached struct {
@@ -247,6 +248,11 @@ func (p *Provider) Forget(kind, namespace, name string) {
 		}
 	}
 	delete(p.clients, key)
+	for k := range p.users {
+		if strings.HasPrefix(k, strings.ToLower(key)+"/") {
+			delete(p.users, k)
+		}
+	}
 }
 
 // secretVersion is the credential Secret's resourceVersion from the metadata cache ("" without a Secret).
@@ -313,6 +319,7 @@ func (p *Provider) build(ctx context.Context, key string, cluster bool, ref, sec
 		WriteLimiter: p.writeLimiter(key, cluster, spec),
 		Throttle:     p.throttle(root, spec),
 		HTTPClient:   httpClient,
+		Users:        p.userCache(key, cloud, spec.TenantID),
 	})
 	if err != nil {
 		return nil, &Error{Reason: intunev1alpha1.ReasonInvalidSpec, Message: err.Error()}
@@ -322,6 +329,21 @@ func (p *Provider) build(ctx context.Context, key string, cluster bool, ref, sec
 		conn.Encryption = *spec.PfxEncryption
 	}
 	return conn, nil
+}
+
+// userCache returns the UPN → user id cache of one connection in one tenant: a client built again for it
+// (its spec or credential Secret changed, or two passes built it at once) keeps the ids already learnt.
+func (p *Provider) userCache(connKey string, cloud graph.Cloud, tenantID string) *graph.UserIDCache {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := strings.ToLower(connKey + "/" + string(cloud) + "/" + tenantID)
+	if p.users == nil {
+		p.users = map[string]*graph.UserIDCache{}
+	}
+	if p.users[key] == nil {
+		p.users[key] = &graph.UserIDCache{}
+	}
+	return p.users[key]
 }
 
 // budgetKey names one application of one tenant in one cloud: the unit Intune counts writes by.

@@ -53,6 +53,9 @@ type Options struct {
 	MaxRetryWait time.Duration
 	// Sleep waits between attempts; tests inject one that records. Default: a timer honouring ctx.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Users caches user ids by UPN; share one per connection and tenant, so a client built again (its
+	// credential Secret changed) keeps what it learnt. nil = a cache of the client's own.
+	Users *UserIDCache
 }
 
 // Client calls Graph beta. It is safe for concurrent use.
@@ -68,7 +71,7 @@ type Client struct {
 	retries   int
 	maxWait   time.Duration
 	sleep     func(context.Context, time.Duration) error
-	userIDs   userIDCache // lower-case UPN -> user object id, bounded (usercache.go)
+	userIDs   *UserIDCache // lower-case UPN -> user object id, bounded (usercache.go)
 }
 
 // New checks o and returns a Client.
@@ -95,6 +98,10 @@ func New(o Options) (*Client, error) {
 		retries:   o.MaxRetries,
 		maxWait:   o.MaxRetryWait,
 		sleep:     o.Sleep,
+		userIDs:   o.Users,
+	}
+	if c.userIDs == nil {
+		c.userIDs = &UserIDCache{}
 	}
 	if c.userAgent == "" {
 		c.userAgent = "intune-cert-operator/" + version.Version

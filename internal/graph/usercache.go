@@ -11,23 +11,23 @@ import (
 // for the users that fell out.
 const maxCachedUsers = 100_000
 
-// userIDCache remembers user object ids by lower-case UPN, up to max entries. When full, an arbitrary entry
+// UserIDCache remembers user object ids by lower-case UPN, up to max entries. When full, an arbitrary entry
 // (Go's map order) makes room: no recency list, which would cost more memory per entry than the entry.
 // The zero value is usable, with maxCachedUsers as its bound. Safe for concurrent use.
-type userIDCache struct {
+type UserIDCache struct {
 	mu  sync.Mutex
 	max int
 	ids map[string]string
 }
 
-func (c *userIDCache) get(upn string) (string, bool) {
+func (c *UserIDCache) get(upn string) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id, ok := c.ids[strings.ToLower(upn)]
 	return id, ok
 }
 
-func (c *userIDCache) put(upn, id string) {
+func (c *UserIDCache) put(upn, id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ids == nil {
@@ -47,13 +47,13 @@ func (c *userIDCache) put(upn, id string) {
 	c.ids[key] = id
 }
 
-func (c *userIDCache) forget(upn string) {
+func (c *UserIDCache) forget(upn string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.ids, strings.ToLower(upn))
 }
 
-func (c *userIDCache) len() int {
+func (c *UserIDCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.ids)

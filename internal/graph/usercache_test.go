@@ -9,7 +9,7 @@ import (
 )
 
 func TestUserIDCacheIsBounded(t *testing.T) {
-	c := &userIDCache{max: 3}
+	c := &UserIDCache{max: 3}
 	for i := range 10 {
 		c.put(fmt.Sprintf("user%d@contoso.com", i), fmt.Sprint(i))
 	}
