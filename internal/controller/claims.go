@@ -113,29 +113,38 @@ func (c *recordClaims) release(ctx context.Context, obj client.Object, kind, ten
 	return c.deleteIfHeld(ctx, obj, name)
 }
 
-// heldRecords are the claims of kind that obj holds. A claim is taken before the first write to a record, so
-// a record whose create took effect but whose answer was lost is among them, though no status names it.
-func (c *recordClaims) heldRecords(ctx context.Context, obj client.Object, kind string) ([]intunev1alpha1.RecordClaimSpec, error) {
+// claimsOf lists the claims labelled with obj's uid: those it holds, found without reading every claim.
+func (c *recordClaims) claimsOf(ctx context.Context, obj client.Object) ([]intunev1alpha1.RecordClaim, error) {
 	list := &intunev1alpha1.RecordClaimList{}
 	if err := c.live.List(ctx, list, client.MatchingLabels{labelClaimant: string(obj.GetUID())}); err != nil {
 		return nil, fmt.Errorf("failed to list the claims of %s: %w", obj.GetName(), err)
 	}
-	var held []intunev1alpha1.RecordClaimSpec
-	for _, claim := range list.Items {
+	return list.Items, nil
+}
+
+// heldRecords are the records of kind that obj claims. A claim is taken before the first write to a record,
+// so a record whose create took effect but whose answer was lost is among them, though no status names it.
+func (c *recordClaims) heldRecords(ctx context.Context, obj client.Object, kind string) ([]string, error) {
+	claims, err := c.claimsOf(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	var records []string
+	for _, claim := range claims {
 		if claim.Spec.Kind == kind && claim.Spec.Claimant.UID == string(obj.GetUID()) {
-			held = append(held, claim.Spec)
+			records = append(records, claim.Spec.Record)
 		}
 	}
-	return held, nil
+	return records, nil
 }
 
 // releaseAll lets go of every claim obj holds (its resource is going away).
 func (c *recordClaims) releaseAll(ctx context.Context, obj client.Object) error {
-	list := &intunev1alpha1.RecordClaimList{}
-	if err := c.live.List(ctx, list, client.MatchingLabels{labelClaimant: string(obj.GetUID())}); err != nil {
-		return fmt.Errorf("failed to list the claims of %s: %w", obj.GetName(), err)
+	claims, err := c.claimsOf(ctx, obj)
+	if err != nil {
+		return err
 	}
-	for _, claim := range list.Items {
+	for _, claim := range claims {
 		c.held.Delete(string(obj.GetUID()) + "/" + claim.Name)
 		if err := c.deleteIfHeld(ctx, obj, claim.Name); err != nil {
 			return err

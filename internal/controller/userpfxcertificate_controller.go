@@ -418,9 +418,9 @@ func (r *UserPfxCertificateReconciler) reconcileDelete(ctx context.Context, obj 
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	for _, c := range claimed {
-		if !slices.ContainsFunc(ids, func(id string) bool { return strings.EqualFold(id, c.Record) }) {
-			ids = append(ids, c.Record)
+	for _, record := range claimed {
+		if !slices.ContainsFunc(ids, func(id string) bool { return strings.EqualFold(id, record) }) {
+			ids = append(ids, record)
 		}
 	}
 	return r.finalize(ctx, obj, deletion{
