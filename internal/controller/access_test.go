@@ -164,23 +164,17 @@ func TestAccessChangesReevaluateTheResources(t *testing.T) {
 	upfxReady(h, obj, metav1.ConditionFalse, intunev1alpha1.ReasonAccessDenied)
 
 	// The administrator labels the namespace: selected now.
-	ns := &corev1.Namespace{}
-	if err := k8sClient.Get(h.ctx, types.NamespacedName{Name: h.ns}, ns); err != nil {
-		t.Fatal(err)
-	}
-	ns.Labels["team"] = "pki"
-	if err := k8sClient.Update(h.ctx, ns); err != nil {
-		t.Fatal(err)
-	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: h.ns}}
+	h.update(ns, func() {
+		ns.Labels["team"] = "pki"
+	})
 	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonImported)
 
 	// The administrator narrows the connection to another domain: refused again, and nothing written.
 	mark := h.journalMark()
-	h.get(conn)
-	conn.Spec.Access.UserPrincipalNameDomains = []string{"fabrikam.com"}
-	if err := k8sClient.Update(h.ctx, conn); err != nil {
-		t.Fatal(err)
-	}
+	h.update(conn, func() {
+		conn.Spec.Access.UserPrincipalNameDomains = []string{"fabrikam.com"}
+	})
 	upfxReady(h, obj, metav1.ConditionFalse, intunev1alpha1.ReasonAccessDenied)
 	if n := h.graphWrites(mark); n != 0 {
 		t.Fatalf("a refused resource wrote to Graph: %v", h.graphCalls(mark))
@@ -223,11 +217,9 @@ func TestAdoptionDenyRefusesRecordsWithoutAClaim(t *testing.T) {
 		t.Fatalf("a refused adoption keeps its claim: %v", claims)
 	}
 
-	h.get(deny)
-	deny.Spec.Access.Adoption = intunev1alpha1.AdoptionAllow
-	if err := k8sClient.Update(h.ctx, deny); err != nil {
-		t.Fatal(err)
-	}
+	h.update(deny, func() {
+		deny.Spec.Access.Adoption = intunev1alpha1.AdoptionAllow
+	})
 	upfxReady(h, second, metav1.ConditionTrue, intunev1alpha1.ReasonAdopted)
 }
 

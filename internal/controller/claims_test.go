@@ -117,11 +117,9 @@ func TestClaimSurvivesACrashBetweenClaimAndCreate(t *testing.T) {
 			h.importOutsideTheOperator(alice, "pw")
 		}
 		mark := h.journalMark()
-		h.get(obj)
-		obj.Spec.Suspend = false
-		if err := k8sClient.Update(h.ctx, obj); err != nil {
-			t.Fatal(err)
-		}
+		h.update(obj, func() {
+			obj.Spec.Suspend = false
+		})
 		if recordCreated {
 			upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonAdopted)
 			if n := h.graphWrites(mark); n != 0 {

@@ -112,11 +112,9 @@ func TestDeviceStatePatchAnsweredNoContent(t *testing.T) {
 	mdcsReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonCreated)
 	h.sim.SetFaults(graphsim.Faults{PatchNoContent: true})
 	mark := h.journalMark()
-	h.get(obj)
-	obj.Spec.DeviceDisplayName = "Alice's other iPhone"
-	if err := k8sClient.Update(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
+	h.update(obj, func() {
+		obj.Spec.DeviceDisplayName = "Alice's other iPhone"
+	})
 	mdcsReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonUpdated)
 	item := statesPath(profile) + "/" + obj.Status.ID
 	assertCalls(t, h.graphCalls(mark), "GET "+item+" 200", "PATCH "+item+" 204", "GET "+item+" 200")
@@ -242,11 +240,9 @@ func TestUserPfxCreateThatActedThenFailedIsAdoptedAndPatchNoContentIsSuccess(t *
 
 	h.sim.SetFaults(graphsim.Faults{PatchNoContent: true})
 	mark = h.journalMark()
-	h.get(obj)
-	obj.Spec.IntendedPurpose = "smimeSigning"
-	if err := k8sClient.Update(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
+	h.update(obj, func() {
+		obj.Spec.IntendedPurpose = "smimeSigning"
+	})
 	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonUpdated)
 	if !slices.Contains(h.graphCalls(mark), "PATCH /deviceManagement/userPfxCertificates/"+id+" 204") {
 		t.Errorf("calls %v, want the PATCH answered 204", h.graphCalls(mark))

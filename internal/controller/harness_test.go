@@ -16,6 +16,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -323,6 +324,22 @@ func (h *harness) get(obj client.Object) {
 	h.t.Helper()
 	if err := k8sClient.Get(h.ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 		h.t.Fatal(err)
+	}
+}
+
+// update reads obj, applies change and writes it, again from a fresh read when a controller wrote the object
+// in between: the controllers write status and finalizers while a test runs.
+func (h *harness) update(obj client.Object, change func()) {
+	h.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8sClient.Get(h.ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		change()
+		return k8sClient.Update(h.ctx, obj)
+	})
+	if err != nil {
+		h.t.Fatalf("updating %s: %v", obj.GetName(), err)
 	}
 }
 

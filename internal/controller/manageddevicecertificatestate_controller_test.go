@@ -235,11 +235,10 @@ func TestDeviceStatePatchesWhenTheSpecOrTheCertificateChanges(t *testing.T) {
 	item := statesPath(profile) + "/" + id
 
 	mark := h.journalMark()
-	obj.Spec.DeviceDisplayName = "Alice's new iPhone"
-	obj.Spec.CertificateKeyUsage = "digitalSignature"
-	if err := k8sClient.Update(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
+	h.update(obj, func() {
+		obj.Spec.DeviceDisplayName = "Alice's new iPhone"
+		obj.Spec.CertificateKeyUsage = "digitalSignature"
+	})
 	mdcsReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonUpdated)
 	assertCalls(t, h.graphCalls(mark), "GET "+item+" 200", "PATCH "+item+" 200")
 	if rec := h.deviceStates()[id]; rec.DeviceDisplayName != "Alice's new iPhone" || rec.CertificateKeyUsage != "digitalSignature" {

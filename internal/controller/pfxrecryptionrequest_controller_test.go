@@ -189,11 +189,9 @@ func TestRecryptionRequestNeverPostsTwiceAfterAnInterruptedCreate(t *testing.T) 
 	}
 
 	// The user found nothing in Intune and confirms: exactly one create, and the confirmation is used up.
-	h.get(obj)
-	obj.Annotations = map[string]string{intunev1alpha1.AnnotationConfirmNotCreated: "true"}
-	if err := k8sClient.Update(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
+	h.update(obj, func() {
+		obj.Annotations = map[string]string{intunev1alpha1.AnnotationConfirmNotCreated: "true"}
+	})
 	recryptionReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonCreated)
 	if n := h.recryptionPosts(mark); n != 1 || !slices.Contains(h.graphCalls(mark), "POST /pfxRecryptionRequests 201") {
 		t.Errorf("want exactly one POST: %v", h.graphCalls(mark))
@@ -238,11 +236,9 @@ func TestRecryptionRequestWhoseCreateAnswerWasLostIsNotPostedAgain(t *testing.T)
 		t.Fatalf("%d POSTs, want the one whose answer was lost: %v", n, h.graphCalls(mark))
 	}
 
-	h.get(obj)
-	obj.Annotations = map[string]string{intunev1alpha1.AnnotationConfirmNotCreated: "true"}
-	if err := k8sClient.Update(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
+	h.update(obj, func() {
+		obj.Annotations = map[string]string{intunev1alpha1.AnnotationConfirmNotCreated: "true"}
+	})
 	recryptionReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonCreated)
 	if n := h.recryptionPosts(mark); n != 2 || !slices.Contains(h.graphCalls(mark), "POST /pfxRecryptionRequests 201") {
 		t.Errorf("want the lost POST and one confirmed POST: %v", h.graphCalls(mark))

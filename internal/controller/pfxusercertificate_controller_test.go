@@ -139,10 +139,9 @@ func TestPfxUserCertificateUpdatesTheExistingRecordAndRerunsWriteNothing(t *test
 	}
 
 	// A spec change is pushed.
-	obj.Spec.Status = ptr(int32(3))
-	if err := k8sClient.Update(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
+	h.update(obj, func() {
+		obj.Spec.Status = ptr(int32(3))
+	})
 	pfxUserReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonUpdated)
 	if rec, _ := h.pfxUserRecord(id); rec.Status != 3 {
 		t.Errorf("record status %d after the spec change", rec.Status)

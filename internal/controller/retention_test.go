@@ -549,14 +549,10 @@ func TestUserPfxReadsRetiredIDsIntoHistoryOnce(t *testing.T) {
 // A connection without a key name imports nothing: Ready=False InvalidSpec, and no Graph call.
 func TestUserPfxNeedsTheConnectorKeyNamed(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	conn := &intunev1alpha1.ClusterGraphConnection{}
-	if err := k8sClient.Get(h.ctx, client.ObjectKey{Name: h.connection}, conn); err != nil {
-		t.Fatal(err)
-	}
-	conn.Spec.PfxEncryption.KeyName = ""
-	if err := k8sClient.Update(h.ctx, conn); err != nil {
-		t.Fatal(err)
-	}
+	conn := &intunev1alpha1.ClusterGraphConnection{ObjectMeta: metav1.ObjectMeta{Name: h.connection}}
+	h.update(conn, func() {
+		conn.Spec.PfxEncryption.KeyName = ""
+	})
 	alice := h.newUser("alice@contoso.com")
 	h.pfxSecret(h.ns, "alice-pfx", alice, "pw")
 	mark := h.journalMark()
@@ -621,10 +617,9 @@ func TestUserPfxTLSSourcePfxEncodingReachesIntune(t *testing.T) {
 	}
 
 	mark := h.journalMark()
-	obj.Spec.Source.TLS.PfxEncoding = intunev1alpha1.PfxEncodingAES256SHA256
-	if err := k8sClient.Update(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
+	h.update(obj, func() {
+		obj.Spec.Source.TLS.PfxEncoding = intunev1alpha1.PfxEncodingAES256SHA256
+	})
 	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonUpdated)
 	assertCalls(t, h.graphCalls(mark),
 		"GET /deviceManagement/userPfxCertificates/"+id+" 200",

@@ -240,10 +240,9 @@ func TestUserPfxPatchesOnPurposeChange(t *testing.T) {
 	id := obj.Status.ID
 
 	mark := h.journalMark()
-	obj.Spec.IntendedPurpose = "smimeSigning"
-	if err := k8sClient.Update(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
+	h.update(obj, func() {
+		obj.Spec.IntendedPurpose = "smimeSigning"
+	})
 	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonUpdated)
 	assertCalls(t, h.graphCalls(mark),
 		"GET /deviceManagement/userPfxCertificates/"+id+" 200",
@@ -419,10 +418,9 @@ func TestUserPfxSuspendMakesNoGraphCalls(t *testing.T) {
 		t.Error("a suspended resource that never wrote to Graph needs no finalizer")
 	}
 
-	obj.Spec.Suspend = false
-	if err := k8sClient.Update(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
+	h.update(obj, func() {
+		obj.Spec.Suspend = false
+	})
 	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonImported)
 }
 
@@ -511,10 +509,9 @@ func TestUserPfxDeletionRemovesTheClaimedRecordStatusDoesNotName(t *testing.T) {
 	}
 	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonImported)
 	record := obj.Status.ID
-	obj.Spec.Suspend = true
-	if err := k8sClient.Update(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
+	h.update(obj, func() {
+		obj.Spec.Suspend = true
+	})
 	upfxReady(h, obj, metav1.ConditionTrue, intunev1alpha1.ReasonSuspended)
 	base := obj.DeepCopy()
 	obj.Status.ID, obj.Status.Thumbprint = "", ""
@@ -526,11 +523,9 @@ func TestUserPfxDeletionRemovesTheClaimedRecordStatusDoesNotName(t *testing.T) {
 		t.Fatal(err)
 	}
 	mark := h.journalMark()
-	h.get(obj)
-	obj.Spec.Suspend = false
-	if err := k8sClient.Update(h.ctx, obj); err != nil {
-		t.Fatal(err)
-	}
+	h.update(obj, func() {
+		obj.Spec.Suspend = false
+	})
 	h.eventually("resource gone", func() error {
 		if err := k8sClient.Get(h.ctx, client.ObjectKeyFromObject(obj), obj); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("still there (%v)", err)

@@ -103,12 +103,10 @@ func TestSetOfSecretsImportsEachUser(t *testing.T) {
 
 	// A template change nothing in Intune depends on: every child gets it, Graph gets no write.
 	mark := h.journalMark()
-	h.get(set)
-	set.Spec.Template.RenewBefore = &metav1.Duration{Duration: 100 * time.Hour}
-	set.Spec.Template.Retention = &intunev1alpha1.Retention{Superseded: intunev1alpha1.SupersededDelete}
-	if err := k8sClient.Update(h.ctx, set); err != nil {
-		t.Fatal(err)
-	}
+	h.update(set, func() {
+		set.Spec.Template.RenewBefore = &metav1.Duration{Duration: 100 * time.Hour}
+		set.Spec.Template.Retention = &intunev1alpha1.Retention{Superseded: intunev1alpha1.SupersededDelete}
+	})
 	for _, child := range []*intunev1alpha1.UserPfxCertificate{aliceChild, bobChild} {
 		h.eventually("template rolled to "+child.Name, func() error {
 			h.get(child)
