@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -62,21 +64,70 @@ func (m *certificateMetrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- readyDesc
 }
 
+// Collect renders every resource's series. At 100,000 resources a scrape renders 400,000 series, and
+// prometheus.MustNewConstMetric would allocate four label pairs for each (issue #20's heap profile: 143 MB
+// of a 230 MB scrape). These series share what repeats, as client_golang's constant labels are shared:
+// the kind, namespace and condition pairs and the values 0 and 1. A resource costs its name's pair, one
+// block of label slices and one block of series.
 func (m *certificateMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	pairs := sharedLabelPairs{}
 	for k, s := range m.byResource {
+		kind, namespace, name := pairs.get("kind", k.kind), pairs.get("namespace", k.namespace), labelPair("name", k.name)
+		// A dto.Metric's labels are sorted by name: condition, kind, name, namespace. The capacity holds
+		// every slice below, so they share one array.
+		labels := make([]*dto.LabelPair, 0, 4*len(conditionStatuses)+3)
+		series := make([]certificateSeries, 0, len(conditionStatuses)+1)
 		for _, c := range conditionStatuses {
-			v := 0.0
+			value := gaugeZero
 			if c == s.ready {
-				v = 1
+				value = gaugeOne
 			}
-			ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, v, k.kind, k.namespace, k.name, string(c))
+			labels = append(labels, pairs.get("condition", string(c)), kind, name, namespace)
+			series = append(series, certificateSeries{readyDesc, labels[len(labels)-4:], value})
 		}
 		if s.expiry != 0 {
-			ch <- prometheus.MustNewConstMetric(expirationDesc, prometheus.GaugeValue, float64(s.expiry), k.kind, k.namespace, k.name)
+			labels = append(labels, kind, name, namespace)
+			series = append(series, certificateSeries{expirationDesc, labels[len(labels)-3:], &dto.Gauge{Value: proto.Float64(float64(s.expiry))}})
+		}
+		for i := range series {
+			ch <- &series[i]
 		}
 	}
+}
+
+var gaugeZero, gaugeOne = &dto.Gauge{Value: proto.Float64(0)}, &dto.Gauge{Value: proto.Float64(1)}
+
+// certificateSeries is one series of a scrape. What it points to is shared and never changed: a gathered
+// dto.Metric is immutable by contract.
+type certificateSeries struct {
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	gauge  *dto.Gauge
+}
+
+func (s *certificateSeries) Desc() *prometheus.Desc { return s.desc }
+
+func (s *certificateSeries) Write(out *dto.Metric) error {
+	out.Label, out.Gauge = s.labels, s.gauge
+	return nil
+}
+
+// sharedLabelPairs hands out one label pair per name and value for the length of a scrape.
+type sharedLabelPairs map[[2]string]*dto.LabelPair
+
+func (p sharedLabelPairs) get(name, value string) *dto.LabelPair {
+	key := [2]string{name, value}
+	if pair, ok := p[key]; ok {
+		return pair
+	}
+	p[key] = labelPair(name, value)
+	return p[key]
+}
+
+func labelPair(name, value string) *dto.LabelPair {
+	return &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)}
 }
 
 // recordMetrics publishes a resource's Ready status and, when known, its certificate's expiry (an expiry

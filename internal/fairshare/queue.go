@@ -114,6 +114,8 @@ type store struct {
 	// handedOut is the priority a request was handed out at, until GetWithPriority takes it.
 	handedOut map[reconcile.Request]int
 	n         int
+	// entriesPeak and askedPeak are the most entries and asked held since they were last replaced.
+	entriesPeak, askedPeak int
 }
 
 type level struct {
@@ -134,6 +136,7 @@ func (s *store) ask(item reconcile.Request, priority int) {
 	defer s.mu.Unlock()
 	if p, ok := s.asked[item]; !ok || priority > p {
 		s.asked[item] = priority
+		s.askedPeak = max(s.askedPeak, len(s.asked))
 	}
 }
 
@@ -153,6 +156,7 @@ func (s *store) Push(item reconcile.Request) {
 	priority, ok := s.asked[item]
 	if !ok {
 		s.asked[item] = 0
+		s.askedPeak = max(s.askedPeak, len(s.asked))
 	}
 	s.push(item, priority)
 }
@@ -164,6 +168,7 @@ func (s *store) push(item reconcile.Request, priority int) {
 	}
 	l := s.levels[i]
 	s.entries[item] = &entry{level: l, slot: l.namespaces.push(item.Namespace, item)}
+	s.entriesPeak = max(s.entriesPeak, len(s.entries))
 	s.n++
 }
 
@@ -194,7 +199,21 @@ func (s *store) Pop() reconcile.Request {
 	delete(s.entries, item)
 	delete(s.asked, item)
 	s.handedOut[item] = l.priority
+	s.releaseDrainedMaps()
 	return item
+}
+
+// releaseDrainedMaps replaces a map that has emptied after holding many requests: a Go map keeps the
+// buckets of the most it ever held, and a start queues every object of the initial list (100,000 at issue
+// #20's largest N). A map that stayed small is kept: replacing it would only make garbage.
+func (s *store) releaseDrainedMaps() {
+	const small = 1024
+	if len(s.entries) == 0 && s.entriesPeak > small {
+		s.entries, s.entriesPeak = map[reconcile.Request]*entry{}, 0
+	}
+	if len(s.asked) == 0 && s.askedPeak > small {
+		s.asked, s.askedPeak = map[reconcile.Request]int{}, 0
+	}
 }
 
 func (s *store) remove(item reconcile.Request, e *entry) {

@@ -426,3 +426,36 @@ func TestQueueDrainHandsOutARequestAddedWhileProcessed(t *testing.T) {
 	}
 	<-drained
 }
+
+// A queue that drained a backlog larger than the maps it keeps (releaseDrainedMaps) works as before: a
+// request added while the last one is processed is held until Done, and priorities still order what comes.
+func TestQueueAfterADrainedBacklog(t *testing.T) {
+	q, _ := testQueue(t)
+	low := -100
+	for i := range 3000 {
+		q.AddWithOpts(priorityqueue.AddOpts{Priority: &low}, req(fmt.Sprintf("ns-%d/r%d", i%7, i)))
+	}
+	var last reconcile.Request
+	for range 3000 {
+		last, _, _ = getWithin(t, q)
+		if q.Len() > 0 {
+			q.Done(last)
+		}
+	}
+	if n := len(q.store.entries) + len(q.store.asked); n != 0 || q.store.entriesPeak != 0 || q.store.askedPeak != 0 {
+		t.Fatalf("after the backlog: %d requests kept, peaks %d and %d", n, q.store.entriesPeak, q.store.askedPeak)
+	}
+	q.Add(last) // processing: held until Done
+	q.AddWithOpts(priorityqueue.AddOpts{Priority: &low}, req("ns-a/low"))
+	q.Add(req("ns-b/high"))
+	q.Done(last)
+	var got []string
+	for range 3 {
+		item, _, _ := getWithin(t, q)
+		got = append(got, str(item))
+		q.Done(item)
+	}
+	if want := []string{"ns-b/high", str(last), "ns-a/low"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("handed out %v, want %v", got, want)
+	}
+}
