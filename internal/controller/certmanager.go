@@ -203,7 +203,7 @@ func watchCertificates(ctx context.Context, mgr manager.Manager, b *builder.Buil
 	default:
 		return b, nil
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, obj, indexCertificateNames, certificateNames); err != nil {
+	if err := indexField(ctx, mgr, obj, indexCertificateNames, inNamespace, certificateNames); err != nil {
 		return nil, err
 	}
 	if !installed {

@@ -110,9 +110,8 @@ func Setup(ctx context.Context, mgr manager.Manager, o Options) error {
 		Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), Tokens: mgr.GetClient(), OperatorNamespace: o.OperatorNamespace,
 		Policy: o.ConnectionPolicy, HTTPClient: o.HTTPClient,
 	}
-	indexer := mgr.GetFieldIndexer()
 	for _, obj := range []client.Object{&intunev1alpha1.GraphConnection{}, &intunev1alpha1.ClusterGraphConnection{}} {
-		if err := indexer.IndexField(ctx, obj, indexSecretNames, func(o client.Object) []string {
+		if err := indexField(ctx, mgr, obj, indexSecretNames, inNamespace, func(o client.Object) []string {
 			switch c := o.(type) {
 			case *intunev1alpha1.GraphConnection:
 				return connectionSecretNames(&c.Spec)
