@@ -98,9 +98,9 @@ type Provider struct {
 
 	mu        sync.Mutex
 	clients   map[string]cached
-	users     map[string]*graph.UserIDCache // per connection, cloud and tenant (userCache)
-	budgets   map[string]*writeBudget       // per cloud, tenant and app: shared by every connection of that app
-	throttles map[string]*graph.Throttle    // per Graph host, tenant and app: Graph's Retry-After holds all their calls
+	users     map[string]map[string]*graph.UserIDCache // per connection, then per cloud and tenant (userCache)
+	budgets   map[string]*writeBudget                  // per cloud, tenant and app: shared by every connection of that app
+	throttles map[string]*graph.Throttle               // per Graph host, tenant and app: Graph's Retry-After holds all their calls
 }
 
 type cached struct {
@@ -248,11 +248,7 @@ func (p *Provider) Forget(kind, namespace, name string) {
 		}
 	}
 	delete(p.clients, key)
-	for k := range p.users {
-		if strings.HasPrefix(k, strings.ToLower(key)+"/") {
-			delete(p.users, k)
-		}
-	}
+	delete(p.users, key)
 }
 
 // secretVersion is the credential Secret's resourceVersion from the metadata cache ("" without a Secret).
@@ -336,14 +332,19 @@ func (p *Provider) build(ctx context.Context, key string, cluster bool, ref, sec
 func (p *Provider) userCache(connKey string, cloud graph.Cloud, tenantID string) *graph.UserIDCache {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	key := strings.ToLower(connKey + "/" + string(cloud) + "/" + tenantID)
 	if p.users == nil {
-		p.users = map[string]*graph.UserIDCache{}
+		p.users = map[string]map[string]*graph.UserIDCache{}
 	}
-	if p.users[key] == nil {
-		p.users[key] = &graph.UserIDCache{}
+	byTenant := p.users[connKey]
+	if byTenant == nil {
+		byTenant = map[string]*graph.UserIDCache{}
+		p.users[connKey] = byTenant
 	}
-	return p.users[key]
+	tenant := strings.ToLower(string(cloud) + "/" + tenantID)
+	if byTenant[tenant] == nil {
+		byTenant[tenant] = &graph.UserIDCache{}
+	}
+	return byTenant[tenant]
 }
 
 // budgetKey names one application of one tenant in one cloud: the unit Intune counts writes by.
